@@ -1,0 +1,5 @@
+"""``python -m cyclegan`` (and so ``torchrun -m cyclegan``)."""
+
+from .cli import app
+
+app(prog_name="cyclegan")

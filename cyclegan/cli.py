@@ -1,0 +1,105 @@
+"""The ``cyclegan`` command line. Thin: options → a config dataclass → one workflow call."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from .errors import UserError
+
+app = typer.Typer(
+    help="Unpaired image-to-image translation with CycleGAN: train, translate, stylize, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug messages.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_time=False, show_path=False)],
+        force=True,
+    )
+
+
+def user_errors(fn):
+    """Turn a ``UserError`` into a one-line message and exit status 2 instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            err_console.print(f"[bold red]error:[/] {e}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def train(
+    domain_a: Annotated[str, typer.Option("--domainA", "--domain-a", help="Folder of domain A images, or DATASET/trainA.")],
+    domain_b: Annotated[str, typer.Option("--domainB", "--domain-b", help="Folder of domain B images, or DATASET/trainB.")],
+    name: Annotated[str, typer.Option(help="Run name: the run lives in CHECKPOINTS_DIR/NAME.")] = "cyclegan",
+    checkpoints_dir: Annotated[str, typer.Option(help="Root folder of runs.")] = "checkpoints",
+    net_g: Annotated[str, typer.Option("--net-g", help="Generator: resnet_9blocks, resnet_6blocks, unet_256, unet_128.")] = "resnet_9blocks",
+    net_d: Annotated[str, typer.Option("--net-d", help="Discriminator: basic (70×70 PatchGAN) or n_layers.")] = "basic",
+    n_layers_d: Annotated[int, typer.Option("--n-layers-d", help="Strided layers of the n_layers discriminator.")] = 3,
+    ngf: Annotated[int, typer.Option(help="Generator filters in the first layer.")] = 64,
+    ndf: Annotated[int, typer.Option(help="Discriminator filters in the first layer.")] = 64,
+    norm: Annotated[str, typer.Option(help="Normalisation: instance, batch or none.")] = "instance",
+    init_type: Annotated[str, typer.Option(help="Weight init: normal, xavier, kaiming, orthogonal.")] = "normal",
+    init_gain: Annotated[float, typer.Option(help="Scale of the weight init.")] = 0.02,
+    dropout: Annotated[bool, typer.Option(help="Dropout in the generator (off in the paper's CycleGAN).")] = False,
+    gan_mode: Annotated[str, typer.Option(help="Adversarial loss: lsgan (paper), vanilla or hinge.")] = "lsgan",
+    lambda_cycle: Annotated[float, typer.Option(help="Weight of the cycle-consistency loss.")] = 10.0,
+    lambda_identity: Annotated[float, typer.Option(help="Identity loss weight as a fraction of --lambda-cycle; 0 disables it.")] = 0.5,
+    pool_size: Annotated[int, typer.Option(help="Image pool of past fakes shown to the discriminators; 0 disables it.")] = 50,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
+    beta1: Annotated[float, typer.Option(help="Adam beta1.")] = 0.5,
+    beta2: Annotated[float, typer.Option(help="Adam beta2.")] = 0.999,
+    epochs: Annotated[int, typer.Option(help="Epochs at the initial learning rate.")] = 100,
+    epochs_decay: Annotated[int, typer.Option(help="Further epochs with the learning rate decaying linearly to zero.")] = 100,
+    batch_size: Annotated[int, typer.Option(help="Images per step from each domain.")] = 1,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps in total (smoke runs).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same run.")] = 0,
+    load_size: Annotated[int, typer.Option(help="Resize images to this size before cropping.")] = 286,
+    image_size: Annotated[int, typer.Option(help="Training crop size.")] = 256,
+    preprocess: Annotated[str, typer.Option(help="resize_and_crop, crop, scale_width, scale_width_and_crop or none.")] = "resize_and_crop",
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips.")] = True,
+    workers: Annotated[int, typer.Option(help="Data loading processes.")] = 4,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it).")] = "auto",
+    channels_last: Annotated[bool, typer.Option(help="Channels-last memory format (faster convolutions on GPUs).")] = False,
+    compile: Annotated[bool, typer.Option(help="torch.compile the networks.")] = False,
+    save_every: Annotated[int, typer.Option(help="Keep a snapshot every N epochs.")] = 5,
+    sample_every: Annotated[int, typer.Option(help="Save and log a sample grid every N steps.")] = 500,
+    log_every: Annotated[int, typer.Option(help="Read losses back and log them every N steps.")] = 10,
+    wandb_mode: Annotated[str, typer.Option(help="auto (online when logged in, else offline), online, offline or disabled.")] = "auto",
+    wandb_project: Annotated[str, typer.Option(help="W&B project name.")] = "cyclegan",
+    resume: Annotated[bool, typer.Option(help="Continue the run NAME exactly where it stopped.")] = False,
+) -> None:
+    """Train a CycleGAN on two unpaired image folders.
+
+    Checkpoints, samples and the W&B run go to CHECKPOINTS_DIR/NAME. Ctrl-C saves a checkpoint that
+    --resume continues from.
+    """
+    from .config import TrainConfig
+    from .train import train as run_training
+
+    cfg = TrainConfig(**{k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__})
+    run_training(cfg)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,90 @@
+"""Typed configurations for each workflow, with a JSON round-trip.
+
+The CLI turns options into one of these and hands it to a single workflow function; nothing else
+reads options. Defaults reproduce the CycleGAN paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict:
+    """A JSON-ready dict of a config dataclass (paths become strings)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def from_dict(cls: type[T], data: dict) -> T:
+    """Rebuild a config from ``to_dict`` output; unknown keys (from newer versions) are ignored."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def load_json(cls: type[T], path: str | Path) -> T:
+    return from_dict(cls, json.loads(Path(path).read_text()))
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``cyclegan train``; the defaults are the paper's."""
+
+    domain_a: str = ""
+    domain_b: str = ""
+    name: str = "cyclegan"
+    checkpoints_dir: str = "checkpoints"
+    # networks
+    net_g: str = "resnet_9blocks"
+    net_d: str = "basic"
+    n_layers_d: int = 3
+    ngf: int = 64
+    ndf: int = 64
+    norm: str = "instance"
+    init_type: str = "normal"
+    init_gain: float = 0.02
+    dropout: bool = False
+    # losses
+    gan_mode: str = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # a fraction of lambda_cycle; 0 disables the identity terms
+    pool_size: int = 50
+    # optimisation
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    epochs: int = 100
+    epochs_decay: int = 100
+    batch_size: int = 1
+    max_steps: int | None = None
+    seed: int = 0
+    # data
+    load_size: int = 286
+    image_size: int = 256
+    preprocess: str = "resize_and_crop"
+    flip: bool = True
+    workers: int = 4
+    # runtime
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 on a GPU that supports it, fp32 otherwise
+    channels_last: bool = False
+    compile: bool = False
+    # output and logging
+    save_every: int = 5
+    sample_every: int = 500
+    log_every: int = 10
+    wandb_mode: str = "auto"  # auto: online when logged in to W&B, offline otherwise
+    wandb_project: str = "cyclegan"
+    resume: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.checkpoints_dir) / self.name
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.epochs_decay
