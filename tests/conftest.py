@@ -1,0 +1,53 @@
+"""Shared test fixtures: small generated images and the optional ../shared material."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CYCLEGAN_SHARED", REPO.parent / "shared"))
+
+# Two CPU cores: keep torch from oversubscribing them when pytest and data workers run together.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path inside ../shared, or skip the test with the reason when it is not there."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found (set CYCLEGAN_SHARED to the shared test material)")
+    return path
+
+
+def write_image(path: Path, size=(32, 32), mode: str = "RGB", seed: int = 0, fmt: str | None = None) -> Path:
+    """Write a small random image of ``size`` (width, height) and ``mode``."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    if mode == "RGBA":
+        img = img.convert("RGBA")
+        img.putalpha(Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L"))
+    elif mode != "RGB":
+        img = img.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt)
+    return path
+
+
+def make_folder(root: Path, n: int, size=(32, 32), ext: str = ".png", seed: int = 0) -> Path:
+    for i in range(n):
+        write_image(root / f"img_{i:03d}{ext}", size=size, seed=seed + i)
+    return root
+
+
+@pytest.fixture
+def image_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """Two small unpaired domains: 4 images in A, 3 in B."""
+    return make_folder(tmp_path / "A", 4, seed=0), make_folder(tmp_path / "B", 3, seed=100)
