@@ -27,7 +27,6 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show deb
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_time=False, show_path=False)],
-        force=True,
     )
 
 
@@ -39,7 +38,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            err_console.print(f"[bold red]error:[/] {e}")
+            err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -48,8 +47,8 @@ def user_errors(fn):
 @app.command()
 @user_errors
 def train(
-    domain_a: Annotated[str, typer.Option("--domainA", "--domain-a", help="Folder of domain A images, or DATASET/trainA.")],
-    domain_b: Annotated[str, typer.Option("--domainB", "--domain-b", help="Folder of domain B images, or DATASET/trainB.")],
+    domain_a: Annotated[str | None, typer.Option("--domainA", "--domain-a", help="Folder of domain A images, or DATASET/trainA.")] = None,
+    domain_b: Annotated[str | None, typer.Option("--domainB", "--domain-b", help="Folder of domain B images, or DATASET/trainB.")] = None,
     name: Annotated[str, typer.Option(help="Run name: the run lives in CHECKPOINTS_DIR/NAME.")] = "cyclegan",
     checkpoints_dir: Annotated[str, typer.Option(help="Root folder of runs.")] = "checkpoints",
     net_g: Annotated[str, typer.Option("--net-g", help="Generator: resnet_9blocks, resnet_6blocks, unet_256, unet_128.")] = "resnet_9blocks",
@@ -91,14 +90,17 @@ def train(
 ) -> None:
     """Train a CycleGAN on two unpaired image folders.
 
-    Checkpoints, samples and the W&B run go to CHECKPOINTS_DIR/NAME. Ctrl-C saves a checkpoint that
-    --resume continues from.
+    Checkpoints, samples and the W&B run go to CHECKPOINTS_DIR/NAME. Ctrl-C saves a checkpoint;
+    `cyclegan train --name NAME --resume` continues from it exactly.
     """
     from .config import TrainConfig
     from .train import train as run_training
 
-    cfg = TrainConfig(**{k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__})
-    run_training(cfg)
+    options = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**{**options, "domain_a": domain_a or "", "domain_b": domain_b or ""})
+    result = run_training(cfg)
+    if result.interrupted:
+        raise typer.Exit(130)
 
 
 if __name__ == "__main__":

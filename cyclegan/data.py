@@ -112,3 +112,141 @@ def mirror_path(src: Path, input_root: Path, output_root: Path, suffix: str | No
     else:
         out = output_root / src.relative_to(input_root)
     return out.with_suffix(suffix) if suffix else out
+
+
+# --------------------------------------------------------------------------------------------------
+# Training data: augmentation and the unpaired dataset
+
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+
+
+def _scale_width(img: Image.Image, width: int, min_height: int) -> Image.Image:
+    w, h = img.size
+    if w == width and h >= min_height:
+        return img
+    return img.resize((width, int(max(width * h / w, min_height))), Image.BICUBIC)
+
+
+def _multiple_of_4(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    nw, nh = max(4, round(w / 4) * 4), max(4, round(h / 4) * 4)
+    return img if (nw, nh) == (w, h) else img.resize((nw, nh), Image.BICUBIC)
+
+
+class Augment:
+    """The paper's training augmentation: resize (bicubic), random crop, random horizontal flip.
+
+    Randomness comes only from ``seed`` in ``__call__``, so a sample's augmentation is a pure function of
+    the run seed, the epoch and its index: identical across data workers and after ``--resume``.
+    """
+
+    def __init__(self, preprocess: str = "resize_and_crop", load_size: int = 286, image_size: int = 256,
+                 flip: bool = True):
+        import albumentations as A
+        import cv2
+        from albumentations.pytorch import ToTensorV2
+
+        if preprocess not in PREPROCESS_MODES:
+            raise UserError(f"unknown --preprocess {preprocess!r}; choose one of {', '.join(PREPROCESS_MODES)}")
+        self.preprocess, self.load_size, self.image_size = preprocess, load_size, image_size
+        steps: list = []
+        if preprocess == "resize_and_crop":
+            steps.append(A.Resize(load_size, load_size, interpolation=cv2.INTER_CUBIC))
+        if "crop" in preprocess:
+            steps.append(A.RandomCrop(image_size, image_size, pad_if_needed=True, border_mode=cv2.BORDER_REFLECT_101))
+        if flip:
+            steps.append(A.HorizontalFlip(p=0.5))
+        steps += [A.Normalize(mean=(0.5,) * 3, std=(0.5,) * 3, max_pixel_value=255.0), ToTensorV2()]
+        self.transform = A.Compose(steps)
+
+    def __call__(self, img: Image.Image, seed: int) -> torch.Tensor:
+        if "scale_width" in self.preprocess:
+            img = _scale_width(img, self.load_size, self.image_size)
+        elif self.preprocess == "none":
+            img = _multiple_of_4(img)
+        self.transform.set_random_seed(seed)
+        return self.transform(image=np.asarray(img))["image"]
+
+
+def sample_seed(seed: int, epoch: int, index: int, stream: int) -> int:
+    """A well-mixed 32-bit seed for one sample of one epoch (``stream`` separates independent uses)."""
+    return int(np.random.SeedSequence([seed, epoch, index, stream]).generate_state(1)[0])
+
+
+class UnpairedDataset(torch.utils.data.Dataset):
+    """Items are keyed by ``(epoch, index)``: A is ``index mod |A|``, B is drawn at random, as in the paper.
+
+    An unreadable file is replaced by the next readable one and reported in the item's ``bad`` list, so
+    the training loop can warn once per file and go on.
+    """
+
+    def __init__(self, files_a: list[Path], files_b: list[Path], augment: Augment, seed: int = 0):
+        self.files_a, self.files_b, self.augment, self.seed = files_a, files_b, augment, seed
+
+    def __len__(self) -> int:
+        return max(len(self.files_a), len(self.files_b))
+
+    def _load(self, files: list[Path], index: int, bad: list[str]) -> Image.Image:
+        for k in range(len(files)):
+            path = files[(index + k) % len(files)]
+            try:
+                return load_image(path)[0]
+            except Exception as e:
+                bad.append(f"{path} ({type(e).__name__}: {e})")
+        raise UserError(f"no readable image in the folder of {files[0]}")
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        bad: list[str] = []
+        b_index = int(np.random.default_rng(sample_seed(self.seed, epoch, index, 0)).integers(len(self.files_b)))
+        img_a = self._load(self.files_a, index % len(self.files_a), bad)
+        img_b = self._load(self.files_b, b_index, bad)
+        return {
+            "A": self.augment(img_a, sample_seed(self.seed, epoch, index, 1)),
+            "B": self.augment(img_b, sample_seed(self.seed, epoch, index, 2)),
+            "bad": bad,
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    return {
+        "A": torch.stack([it["A"] for it in items]),
+        "B": torch.stack([it["B"] for it in items]),
+        "bad": [b for it in items for b in it["bad"]],
+    }
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Batches of ``(epoch, index)`` keys from ``start_epoch`` to ``end_epoch``, one shuffled order per epoch.
+
+    Each epoch's order depends only on the seed and the epoch, so a run resumed at ``(epoch, batch)``
+    sees exactly the batches it would have seen. With ``world_size > 1`` every rank takes its own
+    strided share (padded so all ranks take the same number of steps).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_epoch: int, end_epoch: int,
+                 start_batch: int = 0, rank: int = 0, world_size: int = 1):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start_epoch, self.end_epoch, self.start_batch = start_epoch, end_epoch, start_batch
+        self.rank, self.world_size = rank, world_size
+
+    @property
+    def batches_per_epoch(self) -> int:
+        per_rank = -(-self.n // self.world_size)
+        return -(-per_rank // self.batch_size)
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(sample_seed(self.seed, epoch, 0, 3))
+        order = torch.randperm(self.n, generator=g).tolist()
+        order += order[: (-len(order)) % self.world_size]  # pad so every rank has the same length
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self):
+        for epoch in range(self.start_epoch, self.end_epoch):
+            order = self.epoch_order(epoch)
+            first = self.start_batch if epoch == self.start_epoch else 0
+            for b in range(first, self.batches_per_epoch):
+                yield [(epoch, i) for i in order[b * self.batch_size : (b + 1) * self.batch_size]]
+
+    def __len__(self) -> int:
+        return (self.end_epoch - self.start_epoch) * self.batches_per_epoch - self.start_batch

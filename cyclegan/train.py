@@ -1,0 +1,460 @@
+"""CycleGAN training: the image pool, the learning-rate schedule, one training step, and the loop.
+
+One step, as in the paper: both generators are updated on adversarial + cycle (+ identity) losses with
+the discriminators frozen, then both discriminators on real images and on fakes drawn from a pool of
+past generator outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import random
+import signal
+import time
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoint import load_state, save_generator, save_state, write_json
+from .config import TrainConfig, load_json, to_dict
+from .data import Augment, EpochBatches, UnpairedDataset, collate, image_folder
+from .errors import UserError
+from .losses import GAN_MODES, discriminator_adv_loss, generator_adv_loss, l1
+from .models import GeneratorSpec, build_discriminator, build_generator
+from .models.layers import INIT_TYPES, NORMS
+from .runtime import autocast, resolve_device, resolve_precision
+from .tracking import Tracker, progress_bar
+
+log = logging.getLogger(__name__)
+
+LOSS_NAMES = ("G_AB", "G_BA", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
+
+
+class ImagePool:
+    """A buffer of up to ``size`` past fakes (Shrivastava et al.): half the time the discriminator sees
+    an older fake instead of the newest, which damps oscillation. Works per image, so any batch size."""
+
+    def __init__(self, size: int = 50, seed: int = 0):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for img in images.detach():
+            img = img.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif torch.rand((), generator=self.rng).item() > 0.5:
+                i = int(torch.randint(0, self.size, (), generator=self.rng))
+                out.append(self.images[i].clone())
+                self.images[i] = img.clone()
+            else:
+                out.append(img)
+        return torch.cat(out, 0)
+
+    def state_dict(self) -> dict:
+        return {"images": [t.cpu() for t in self.images], "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.images = [t.to(device) for t in state["images"]]
+        self.rng.set_state(state["rng"])
+
+
+def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
+    """Learning-rate multiplier for 1-based ``epoch``: 1 for the first ``epochs``, then linear decay.
+
+    Matches the original release: epoch ``epochs + k`` trains at ``1 - k / (epochs_decay + 1)``, so the
+    rate reaches zero just after the last epoch.
+    """
+    return 1.0 - max(0, epoch - epochs) / float(epochs_decay + 1)
+
+
+@dataclass
+class Nets:
+    G_AB: nn.Module
+    G_BA: nn.Module
+    D_A: nn.Module  # judges domain A: real A vs G_BA(B)
+    D_B: nn.Module  # judges domain B: real B vs G_AB(A)
+
+
+def build_nets(cfg: TrainConfig) -> tuple[Nets, GeneratorSpec]:
+    spec = GeneratorSpec.from_name(cfg.net_g, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
+    gens = [build_generator(spec, cfg.init_type, cfg.init_gain) for _ in range(2)]
+    discs = [build_discriminator(cfg.net_d, cfg.ndf, cfg.n_layers_d, cfg.norm, 3, cfg.init_type, cfg.init_gain)
+             for _ in range(2)]
+    return Nets(gens[0], gens[1], discs[0], discs[1]), spec
+
+
+def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+class Trainer:
+    """Networks, optimisers, schedules and pools of one run, and the training step."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, precision: str):
+        self.cfg, self.device, self.precision = cfg, device, precision
+        self.nets, self.spec = build_nets(cfg)
+        for net in self.all_nets:
+            net.to(device)
+            if cfg.channels_last:
+                net.to(memory_format=torch.channels_last)
+        betas = (cfg.beta1, cfg.beta2)
+        fused = {"fused": True} if device.type == "cuda" else {}
+        self.opt_G = torch.optim.Adam(chain(self.nets.G_AB.parameters(), self.nets.G_BA.parameters()),
+                                      lr=cfg.lr, betas=betas, **fused)
+        self.opt_D = torch.optim.Adam(chain(self.nets.D_A.parameters(), self.nets.D_B.parameters()),
+                                      lr=cfg.lr, betas=betas, **fused)
+
+        def schedule(epoch_index: int) -> float:  # LambdaLR counts epochs from 0
+            return lr_factor(epoch_index + 1, cfg.epochs, cfg.epochs_decay)
+
+        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, schedule)
+        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, schedule)
+        self.pool_A = ImagePool(cfg.pool_size, seed=cfg.seed + 1)
+        self.pool_B = ImagePool(cfg.pool_size, seed=cfg.seed + 2)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.fwd = {name: self._maybe_compile(getattr(self.nets, name)) for name in ("G_AB", "G_BA", "D_A", "D_B")}
+
+    @property
+    def all_nets(self) -> list[nn.Module]:
+        return [self.nets.G_AB, self.nets.G_BA, self.nets.D_A, self.nets.D_B]
+
+    def _maybe_compile(self, net: nn.Module):
+        if not self.cfg.compile:
+            return net
+        try:
+            return torch.compile(net)
+        except Exception as e:
+            log.warning("torch.compile is unavailable here (%s); running eagerly", e)
+            return net
+
+    def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimisation step of both generators and both discriminators; returns detached losses."""
+        cfg, f = self.cfg, self.fwd
+        lam, lam_idt = cfg.lambda_cycle, cfg.lambda_identity * cfg.lambda_cycle
+        losses: dict[str, torch.Tensor] = {}
+
+        # Generators, with the discriminators frozen so their weights get no gradient from this loss.
+        set_requires_grad([self.nets.D_A, self.nets.D_B], False)
+        self.opt_G.zero_grad(set_to_none=True)
+        with autocast(self.device, self.precision):
+            fake_B = f["G_AB"](real_A)
+            rec_A = f["G_BA"](fake_B)
+            fake_A = f["G_BA"](real_B)
+            rec_B = f["G_AB"](fake_A)
+            losses["G_AB"] = generator_adv_loss(f["D_B"](fake_B), cfg.gan_mode)
+            losses["G_BA"] = generator_adv_loss(f["D_A"](fake_A), cfg.gan_mode)
+            losses["cycle_A"] = l1(rec_A, real_A) * lam
+            losses["cycle_B"] = l1(rec_B, real_B) * lam
+            if lam_idt > 0:  # identity: a generator fed an image of its target domain should leave it be
+                losses["idt_A"] = l1(f["G_BA"](real_A), real_A) * lam_idt
+                losses["idt_B"] = l1(f["G_AB"](real_B), real_B) * lam_idt
+        loss_G = sum(losses.values())
+        self.scaler.scale(loss_G).backward()
+        self.scaler.step(self.opt_G)
+
+        # Discriminators, on real images and on (pooled) fakes.
+        set_requires_grad([self.nets.D_A, self.nets.D_B], True)
+        self.opt_D.zero_grad(set_to_none=True)
+        pooled_B, pooled_A = self.pool_B.query(fake_B), self.pool_A.query(fake_A)
+        with autocast(self.device, self.precision):
+            losses["D_B"] = discriminator_adv_loss(f["D_B"](real_B), f["D_B"](pooled_B.detach()), cfg.gan_mode)
+            losses["D_A"] = discriminator_adv_loss(f["D_A"](real_A), f["D_A"](pooled_A.detach()), cfg.gan_mode)
+        self.scaler.scale(losses["D_A"] + losses["D_B"]).backward()
+        self.scaler.step(self.opt_D)
+        self.scaler.update()
+
+        self.last_images = (real_A, fake_B, rec_A, real_B, fake_A, rec_B)
+        return {k: v.detach() for k, v in losses.items()}
+
+    def end_epoch(self) -> None:
+        self.sched_G.step()
+        self.sched_D.step()
+
+    @property
+    def lr(self) -> float:
+        return self.opt_G.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        return {
+            **{name: net.state_dict() for name, net in vars(self.nets).items()},
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "sched_G": self.sched_G.state_dict(), "sched_D": self.sched_D.state_dict(),
+            "pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, net in vars(self.nets).items():
+            net.load_state_dict(state[name])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.sched_G.load_state_dict(state["sched_G"])
+        self.sched_D.load_state_dict(state["sched_D"])
+        self.pool_A.load_state_dict(state["pool_A"], self.device)
+        self.pool_B.load_state_dict(state["pool_B"], self.device)
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+def sample_grid(images: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Rows: real A | fake B | reconstructed A, and real B | fake A | reconstructed B (first image)."""
+    from torchvision.utils import make_grid
+
+    tiles = [t[0].detach().float().cpu() for t in images]
+    return make_grid(torch.stack(tiles), nrow=3, normalize=True, value_range=(-1, 1), padding=2)
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject bad options before any work is done."""
+    checks = [
+        (cfg.gan_mode in GAN_MODES, f"--gan-mode must be one of {', '.join(GAN_MODES)}"),
+        (cfg.norm in NORMS, f"--norm must be one of {', '.join(NORMS)}"),
+        (cfg.init_type in INIT_TYPES, f"--init-type must be one of {', '.join(INIT_TYPES)}"),
+        (cfg.batch_size >= 1, "--batch-size must be at least 1"),
+        (cfg.epochs >= 0 and cfg.epochs_decay >= 0 and cfg.total_epochs > 0, "--epochs + --epochs-decay must be > 0"),
+        (cfg.image_size >= 16, "--image-size must be at least 16"),
+        (cfg.max_steps is None or cfg.max_steps >= 1, "--max-steps must be at least 1"),
+        (cfg.save_every >= 1 and cfg.sample_every >= 1 and cfg.log_every >= 1, "intervals must be at least 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise UserError(msg)
+    try:
+        GeneratorSpec.from_name(cfg.net_g)
+        build_discriminator(cfg.net_d, 1, cfg.n_layers_d, cfg.norm)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+# Options that may change when a run is resumed: how it runs, not what it learns.
+RESUMABLE_OVERRIDES = ("max_steps", "device", "workers", "wandb_mode", "log_every", "sample_every", "save_every",
+                       "compile")
+
+
+def resume_config(cfg: TrainConfig) -> TrainConfig:
+    """The saved configuration of run ``cfg.name``, with this invocation's runtime options applied."""
+    path = cfg.run_dir / "config.json"
+    if not path.is_file():
+        raise UserError(f"--resume: no run to resume at {cfg.run_dir} (config.json missing)")
+    saved = load_json(TrainConfig, path)
+    for key in RESUMABLE_OVERRIDES:
+        setattr(saved, key, getattr(cfg, key))
+    saved.checkpoints_dir, saved.resume = cfg.checkpoints_dir, True
+    return saved
+
+
+class StopSignal:
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so a checkpoint is written first."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+        log.warning("%s received: finishing this step and saving a checkpoint (Ctrl-C again to abort)",
+                    signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    # Data workers share the terminal's process group; let the main process handle Ctrl-C alone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    epoch: int
+    interrupted: bool
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train (or with ``cfg.resume`` continue) a CycleGAN run in ``cfg.run_dir``."""
+    if cfg.resume:
+        cfg = resume_config(cfg)
+    elif not cfg.domain_a or not cfg.domain_b:
+        raise UserError("--domainA and --domainB are required (or --resume with the --name of a run)")
+    validate(cfg)
+    files_a = image_folder(cfg.domain_a, "domain A folder")
+    files_b = image_folder(cfg.domain_b, "domain B folder")
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    trainer = Trainer(cfg, device, precision)
+    step = epoch = batch_in_epoch = 0
+    wandb_id = None
+    if cfg.resume:
+        state = load_state(run_dir / "latest.pt")
+        trainer.load_state_dict(state["trainer"])
+        set_rng_state(state["rng"])
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        wandb_id = state.get("wandb_id")
+        log.info("resuming %s at epoch %d, step %d", run_dir, epoch + 1, step)
+
+    dataset = UnpairedDataset(files_a, files_b, Augment(cfg.preprocess, cfg.load_size, cfg.image_size, cfg.flip),
+                              seed=cfg.seed)
+    batches = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, epoch, cfg.total_epochs, batch_in_epoch)
+    steps_per_epoch = batches.batches_per_epoch
+    total_steps = cfg.total_epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=batches, num_workers=cfg.workers, collate_fn=collate,
+        pin_memory=device.type == "cuda", worker_init_fn=_ignore_sigint,
+        persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
+    )
+
+    config = to_dict(cfg)
+    write_json(run_dir / "config.json", {**config, "versions": _versions(), "files": {
+        "domain_a": str(Path(cfg.domain_a).resolve()), "domain_b": str(Path(cfg.domain_b).resolve()),
+        "n_a": len(files_a), "n_b": len(files_b)}})
+    tracker = Tracker(run_dir, cfg.wandb_mode, cfg.wandb_project, cfg.name, config, run_id=wandb_id)
+
+    def save() -> None:
+        state = {"trainer": trainer.state_dict(), "rng": rng_state(), "step": step, "epoch": epoch,
+                 "batch_in_epoch": batch_in_epoch, "wandb_id": tracker.run_id, "config": config}
+        save_state(run_dir / "latest.pt", state)
+        meta = {"step": step, "epoch": epoch, "name": cfg.name}
+        save_generator(run_dir / "G_AB.safetensors", trainer.nets.G_AB, trainer.spec, {**meta, "direction": "AtoB"})
+        save_generator(run_dir / "G_BA.safetensors", trainer.nets.G_BA, trainer.spec, {**meta, "direction": "BtoA"})
+
+    warned: set[str] = set()
+    interrupted = False
+    in_step = False
+    t_last, step_last = time.perf_counter(), step
+    log.info("training %s: %d A / %d B images, %d steps per epoch, %d epochs, device %s, %s",
+             cfg.name, len(files_a), len(files_b), steps_per_epoch, cfg.total_epochs, device, precision)
+    try:
+        with StopSignal() as stop, progress_bar() as bar:
+            task = bar.add_task(cfg.name, total=total_steps, completed=step, rate="", info="")
+            for batch in loader if step < total_steps else []:
+                for msg in batch["bad"]:
+                    if msg not in warned:
+                        warned.add(msg)
+                        log.warning("skipping unreadable image %s", msg)
+                in_step = True
+                real_A = batch["A"].to(device, non_blocking=True)
+                real_B = batch["B"].to(device, non_blocking=True)
+                if cfg.channels_last:
+                    real_A = real_A.contiguous(memory_format=torch.channels_last)
+                    real_B = real_B.contiguous(memory_format=torch.channels_last)
+                losses = trainer.step(real_A, real_B)
+                step += 1
+                batch_in_epoch += 1
+                in_step = False
+                bar.update(task, advance=1)
+
+                if step % cfg.log_every == 0 or step == total_steps:
+                    values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(),
+                                      strict=True))  # one host sync per logging interval
+                    now = time.perf_counter()
+                    rate = (step - step_last) / max(now - t_last, 1e-9)
+                    t_last, step_last = now, step
+                    tracker.log({**{f"loss/{k}": v for k, v in values.items()}, "lr": trainer.lr,
+                                 "epoch": epoch + 1, "it_per_s": rate}, step)
+                    bar.update(task, rate=f"{rate:.2f} it/s",
+                               info=" ".join(f"{k} {v:.3f}" for k, v in values.items()))
+                    if not all(math.isfinite(v) for v in values.values()):
+                        log.warning("non-finite loss at step %d: %s", step, values)
+                if step == 1 or step % cfg.sample_every == 0 or step == total_steps:
+                    _save_sample(trainer, run_dir, step, tracker)
+
+                if batch_in_epoch == steps_per_epoch:  # epoch finished
+                    trainer.end_epoch()
+                    epoch += 1
+                    batch_in_epoch = 0
+                    bar.update(task, description=f"{cfg.name} epoch {min(epoch + 1, cfg.total_epochs)}")
+                    save()
+                    if epoch % cfg.save_every == 0 or epoch == cfg.total_epochs:
+                        _snapshot(trainer, run_dir, epoch)
+                if stop.received is not None:
+                    interrupted = True
+                    break
+                if step >= total_steps:
+                    break
+    except BaseException:
+        if not in_step:  # the state is consistent between steps: keep what was learned
+            save()
+            log.warning("stopped by an error; progress saved to %s (continue with --resume)", run_dir / "latest.pt")
+        raise
+    finally:
+        tracker.finish()
+    save()
+    if interrupted:
+        log.warning("interrupted at step %d; continue with: cyclegan train --name %s --checkpoints-dir %s --resume",
+                    step, cfg.name, cfg.checkpoints_dir)
+    else:
+        log.info("done: %d steps; generators in %s", step, run_dir)
+    return TrainResult(run_dir, step, epoch, interrupted)
+
+
+def _save_sample(trainer: Trainer, run_dir: Path, step: int, tracker: Tracker) -> None:
+    from torchvision.utils import save_image
+
+    path = run_dir / "samples" / f"step_{step:07d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(sample_grid(trainer.last_images), path)
+    tracker.log_image("samples", path, step, caption="real A | fake B | rec A / real B | fake A | rec B")
+
+
+def _snapshot(trainer: Trainer, run_dir: Path, epoch: int) -> None:
+    snap = run_dir / f"epoch_{epoch:03d}"
+    save_generator(snap / "G_AB.safetensors", trainer.nets.G_AB, trainer.spec, {"epoch": epoch})
+    save_generator(snap / "G_BA.safetensors", trainer.nets.G_BA, trainer.spec, {"epoch": epoch})
+
+
+def _versions() -> dict:
+    import torchvision
+
+    return {"cyclegan": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
