@@ -44,6 +44,15 @@ def image_folder(path: str | Path, what: str = "image folder") -> list[Path]:
     return images
 
 
+def domain_folder(path: str | Path, what: str) -> list[Path]:
+    """The images of one training domain; a whole dataset folder (trainA/, trainB/, ...) is refused."""
+    path = Path(path)
+    if (path / "trainA").is_dir() and (path / "trainB").is_dir():
+        raise UserError(f"{what} {str(path)!r} is a dataset folder: pass {path / 'trainA'} as --domainA "
+                        f"and {path / 'trainB'} as --domainB")
+    return image_folder(path, what)
+
+
 def _to_8bit(img: Image.Image) -> Image.Image:
     """Scale 16/32-bit integer and float greyscale images into 8 bits instead of clipping them."""
     arr = np.asarray(img)

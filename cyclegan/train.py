@@ -23,7 +23,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import load_state, save_generator, save_state, write_json
 from .config import TrainConfig, load_json, to_dict
-from .data import Augment, EpochBatches, UnpairedDataset, collate, image_folder
+from .data import Augment, EpochBatches, UnpairedDataset, collate, domain_folder
 from .errors import UserError
 from .losses import GAN_MODES, discriminator_adv_loss, generator_adv_loss, l1
 from .models import GeneratorSpec, build_discriminator, build_generator
@@ -319,8 +319,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     elif not cfg.domain_a or not cfg.domain_b:
         raise UserError("--domainA and --domainB are required (or --resume with the --name of a run)")
     validate(cfg)
-    files_a = image_folder(cfg.domain_a, "domain A folder")
-    files_b = image_folder(cfg.domain_b, "domain B folder")
+    files_a = domain_folder(cfg.domain_a, "domain A folder")
+    files_b = domain_folder(cfg.domain_b, "domain B folder")
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     if device.type == "cuda":

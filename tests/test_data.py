@@ -7,6 +7,7 @@ from cyclegan.data import (
     Augment,
     EpochBatches,
     UnpairedDataset,
+    domain_folder,
     find_images,
     image_folder,
     load_image,
@@ -31,6 +32,14 @@ def test_image_folder_errors_name_the_path(tmp_path):
     with pytest.raises(UserError, match="holds no images") as e:
         image_folder(tmp_path / "empty")
     assert str(tmp_path / "empty") in str(e.value)
+
+
+def test_dataset_root_is_not_taken_for_a_domain(tmp_path):
+    for half in ("trainA", "trainB"):
+        make_folder(tmp_path / "ds" / half, 1)
+    with pytest.raises(UserError, match="trainA"):
+        domain_folder(tmp_path / "ds", "domain A folder")
+    assert len(domain_folder(tmp_path / "ds" / "trainA", "domain A folder")) == 1
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "LA"])
