@@ -299,9 +299,11 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    # Data workers share the terminal's process group; let the main process handle Ctrl-C alone.
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # Data workers share the process group that Ctrl-C (and schedulers' group-wide SIGTERM) reach; let the
+    # main process handle the signal and shut the workers down after saving.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @dataclass
@@ -350,7 +352,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         total_steps = min(total_steps, cfg.max_steps)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=batches, num_workers=cfg.workers, collate_fn=collate,
-        pin_memory=device.type == "cuda", worker_init_fn=_ignore_sigint,
+        pin_memory=device.type == "cuda", worker_init_fn=_ignore_stop_signals,
         persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
     )
 
