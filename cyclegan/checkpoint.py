@@ -75,6 +75,60 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     return net.to(device).eval(), spec
 
 
+DIRECTIONS = ("AtoB", "BtoA")
+# The weights for each direction in a run folder: ours first, then those of the original release's runs.
+RUN_GENERATORS = {
+    "AtoB": ("G_AB.safetensors", "latest_net_G_A.pth"),
+    "BtoA": ("G_BA.safetensors", "latest_net_G_B.pth"),
+}
+
+
+def generator_file(checkpoint: str | Path, direction: str = "AtoB") -> Path:
+    """The weights file that ``checkpoint`` (a run folder or a generator file) names for ``direction``."""
+    path = Path(checkpoint)
+    if direction not in DIRECTIONS:
+        raise UserError(f"unknown direction {direction!r}: use AtoB or BtoA")
+    if not path.exists():
+        raise UserError(f"checkpoint {str(path)!r} does not exist (give a run folder, .safetensors or .pth)")
+    if path.is_file():
+        if direction != "AtoB":
+            raise UserError(f"{path} is a single generator, which translates one way only: "
+                            "--direction applies to run folders holding G_AB and G_BA")
+        return path
+    for name in RUN_GENERATORS[direction]:
+        if (path / name).is_file():
+            return path / name
+    if (path / "latest_net_G.pth").is_file():  # an official pretrained model: one direction only
+        if direction != "AtoB":
+            raise UserError(f"{path} holds one generator (latest_net_G.pth), which translates one way only")
+        return path / "latest_net_G.pth"
+    raise UserError(f"{path} holds no {RUN_GENERATORS[direction][0]}: has the run saved a checkpoint yet? "
+                    "(generators are exported at the end of every epoch)")
+
+
+def load_any_generator(checkpoint: str | Path, direction: str = "AtoB",
+                       device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorSpec]:
+    """Load the generator for ``direction`` from a run folder, a ``.safetensors`` export, or a ``.pth``
+    of the original PyTorch CycleGAN release (architecture inferred from its keys): ``(net.eval(), spec)``.
+    """
+    from .models.legacy import generator_from_state_dict, load_pth_generator
+
+    path = generator_file(checkpoint, direction)
+    if path.suffix.lower() != ".safetensors":
+        return load_pth_generator(path, device)
+    try:
+        state, meta = read_safetensors(path)
+    except Exception as e:
+        raise UserError(f"{path} is not a readable safetensors file ({e})") from e
+    if SPEC_KEY in meta:
+        return load_generator(path, device)
+    try:  # weights converted from the original release without our metadata: infer as for a .pth
+        net, spec = generator_from_state_dict(state)
+    except UserError as e:
+        raise UserError(f"{path} (no '{SPEC_KEY}' metadata): {e}") from None
+    return net.to(device).eval(), spec
+
+
 def save_state(path: str | Path, state: dict) -> Path:
     """Write a training state dict (tensors, numbers, strings, lists, dicts) atomically."""
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
