@@ -103,5 +103,51 @@ def train(
         raise typer.Exit(130)
 
 
+@app.command()
+@user_errors
+def translate(
+    checkpoint: Annotated[str, typer.Argument(
+        help="A run folder (checkpoints/NAME), a generator .safetensors, or a generator .pth of the original "
+             "PyTorch CycleGAN release (its architecture is inferred).")],
+    input: Annotated[str, typer.Argument(help="An image, or a folder of images (searched recursively).")],
+    output: Annotated[str, typer.Argument(
+        help="Output folder: mirrors the input's sub-folders and file names (a file name for one image).")],
+    direction: Annotated[str, typer.Option(help="For a run folder: AtoB (G_AB) or BtoA (G_BA).")] = "AtoB",
+    format: Annotated[str, typer.Option(
+        help="Output format: same (as each input), png, jpg or webp; png and webp keep alpha.")] = "same",
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1-100.")] = 95,
+    overwrite: Annotated[bool, typer.Option(
+        help="Redo existing outputs (by default they are skipped, so an interrupted run resumes).")] = False,
+    resize: Annotated[int | None, typer.Option(
+        help="Scale each image so its short side has this many pixels (by default sizes are kept).")] = None,
+    max_side: Annotated[int | None, typer.Option(
+        help="Scale images down so their long side is at most this many pixels.")] = None,
+    batch_size: Annotated[int, typer.Option(
+        help="Images of the same size per forward pass (split automatically when out of GPU memory).")] = 8,
+    workers: Annotated[int, typer.Option(help="Decoding processes; 0 decodes in the main process.")] = 4,
+    writers: Annotated[int, typer.Option(help="Encoding/writing threads; 0: one per core, at most 8.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(
+        help="auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it, else fp32).")] = "auto",
+    channels_last: Annotated[bool, typer.Option(
+        help="Channels-last memory format (faster convolutions on GPUs).")] = True,
+    compile: Annotated[bool, typer.Option(
+        help="torch.compile the generator (pays off on many images of one size).")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Translate an image or a folder of images with a trained generator, at full resolution.
+
+    Outputs keep each input's size (unless --resize or --max-side) and its path relative to INPUT.
+
+    Unreadable files are reported and skipped; the exit status is then 1.
+    """
+    from .config import TranslateConfig
+    from .translate import translate_folder
+
+    cfg = TranslateConfig(**{k: v for k, v in locals().items() if k in TranslateConfig.__dataclass_fields__})
+    summary = translate_folder(cfg)
+    summary.print(err_console)
+    raise typer.Exit(summary.exit_code)
+
 if __name__ == "__main__":
     app()

@@ -88,3 +88,29 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.epochs_decay
+
+
+@dataclass
+class TranslateConfig:
+    """Options of ``cyclegan translate``: run a generator over an image or a folder of images."""
+
+    checkpoint: str = ""  # run folder, .safetensors export, or a .pth of the original release
+    input: str = ""  # an image or a folder (searched recursively)
+    output: str = ""  # folder mirroring the input's relative paths (or a file name for a single image)
+    direction: str = "AtoB"  # which generator of a run folder: AtoB (G_AB) or BtoA (G_BA)
+    # output files
+    format: str = "same"  # same | png | jpg | webp
+    quality: int = 95  # jpg / webp
+    overwrite: bool = False  # otherwise existing outputs are skipped, so an interrupted run resumes
+    # sizes: by default none is changed
+    resize: int | None = None  # scale the short side to this many pixels first
+    max_side: int | None = None  # then scale down so the long side is at most this
+    # speed
+    batch_size: int = 8  # images of the same size per forward pass
+    workers: int = 4  # decoding processes
+    writers: int = 0  # encoding/writing threads; 0: one per CPU core, at most 8
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 on a GPU that supports it, fp32 otherwise
+    channels_last: bool = True
+    compile: bool = False
+    progress: bool = True
