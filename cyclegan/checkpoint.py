@@ -20,6 +20,7 @@ from torch import nn
 
 from .errors import UserError
 from .models import GeneratorSpec, build_generator
+from .models.legacy import generator_from_state_dict
 
 SPEC_KEY = "cyclegan.generator"
 
@@ -111,8 +112,6 @@ def load_any_generator(checkpoint: str | Path, direction: str = "AtoB",
     """Load the generator for ``direction`` from a run folder, a ``.safetensors`` export, or a ``.pth``
     of the original PyTorch CycleGAN release (architecture inferred from its keys): ``(net.eval(), spec)``.
     """
-    from .models.legacy import generator_from_state_dict, load_pth_generator
-
     path = generator_file(checkpoint, direction)
     if path.suffix.lower() != ".safetensors":
         return load_pth_generator(path, device)
@@ -126,6 +125,25 @@ def load_any_generator(checkpoint: str | Path, direction: str = "AtoB",
         net, spec = generator_from_state_dict(state)
     except UserError as e:
         raise UserError(f"{path} (no '{SPEC_KEY}' metadata): {e}") from None
+    return net.to(device).eval(), spec
+
+
+def load_pth_generator(path: str | Path,
+                       device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorSpec]:
+    """Load a generator ``.pth`` of the original release: ``(net in eval mode, inferred spec)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"generator file {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path} cannot be read as a PyTorch state dict ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} is not a generator state dict (a dict of tensor names to tensors)")
+    try:
+        net, spec = generator_from_state_dict(state)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
     return net.to(device).eval(), spec
 
 

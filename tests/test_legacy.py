@@ -8,11 +8,11 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from cyclegan.checkpoint import load_any_generator, save_generator
+from cyclegan.checkpoint import load_any_generator, load_pth_generator, save_generator
 from cyclegan.data import load_image, to_tensor
 from cyclegan.errors import UserError
 from cyclegan.models import GeneratorSpec, build_discriminator, build_generator
-from cyclegan.models.legacy import infer_spec, load_pth_generator
+from cyclegan.models.legacy import infer_spec
 from tests.conftest import shared_path
 
 

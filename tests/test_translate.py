@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from cyclegan.checkpoint import save_generator
+from cyclegan.checkpoint import load_generator, save_generator
 from cyclegan.cli import app
 from cyclegan.config import TranslateConfig
 from cyclegan.data import load_image, to_image, to_tensor
@@ -162,6 +162,26 @@ def test_run_folder_translates_both_directions(tmp_path):
         assert np.abs(pixels(tmp_path / "ab" / name) - direct(g_ab, src / name)).max() <= 1
         assert np.abs(pixels(tmp_path / "ba" / name) - direct(g_ba, src / name)).max() <= 1
         assert not np.array_equal(pixels(tmp_path / "ab" / name), pixels(tmp_path / "ba" / name))
+
+
+def test_smoke_training_run_translates_both_directions(image_dirs, tmp_path):
+    a, b = image_dirs
+    result = runner.invoke(app, ["train", "--domainA", str(a), "--domainB", str(b), "--name", "smoke",
+                                 "--checkpoints-dir", str(tmp_path / "runs"), "--max-steps", "2",
+                                 "--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8",
+                                 "--net-g", "resnet_6blocks", "--wandb-mode", "disabled", "--workers", "0"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    run = tmp_path / "runs" / "smoke"
+    src = tmp_path / "photos"
+    write_image(src / "wide.png", size=(48, 40), seed=3)
+    write_image(src / "odd.jpg", size=(37, 29), seed=4)
+    translate_cli(run, src, tmp_path / "ab")
+    translate_cli(run, src, tmp_path / "ba", "--direction", "BtoA")
+    for name, size in [("wide.png", (48, 40)), ("odd.jpg", (37, 29))]:
+        assert Image.open(tmp_path / "ab" / name).size == size == Image.open(tmp_path / "ba" / name).size
+    g_ab, g_ba = load_generator(run / "G_AB.safetensors")[0], load_generator(run / "G_BA.safetensors")[0]
+    assert np.abs(pixels(tmp_path / "ab" / "wide.png") - direct(g_ab, src / "wide.png")).max() <= 1
+    assert np.abs(pixels(tmp_path / "ba" / "wide.png") - direct(g_ba, src / "wide.png")).max() <= 1
 
 
 def test_existing_outputs_skipped_unless_overwrite(tmp_path, pth):

@@ -10,13 +10,12 @@ its convolutions a bias), and ``none`` has neither norm parameters nor convoluti
 
 Checkpoints written with PyTorch 0.3 carry ``running_mean``/``running_var`` buffers for instance norm
 layers that never used them (0.4 added ``num_batches_tracked``); they are dropped, as the release itself
-does when it loads them.
+does when it loads them. Reading the file is ``checkpoint.load_pth_generator``'s job.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -124,28 +123,6 @@ def generator_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[nn.Module
     except RuntimeError as e:  # shape mismatches
         raise UserError(f"the weights do not fit the inferred generator {describe(spec)}: {e}") from e
     return net, spec
-
-
-def load_pth_generator(path: str | Path,
-                       device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorSpec]:
-    """Load a generator ``.pth`` of the original release: ``(net in eval mode, inferred spec)``.
-
-    Read with ``torch.load(weights_only=True)``, which unpickles tensors and containers only, never code.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"generator file {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{path} cannot be read as a PyTorch state dict ({type(e).__name__}: {e})") from e
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"{path} is not a generator state dict (a dict of tensor names to tensors)")
-    try:
-        net, spec = generator_from_state_dict(state)
-    except UserError as e:
-        raise UserError(f"{path}: {e}") from None
-    return net.to(device).eval(), spec
 
 
 def describe(spec: GeneratorSpec) -> str:
