@@ -355,10 +355,11 @@ def run_jobs(translator: Translator, jobs: list[tuple[Path, Path]], cfg: Transla
             writes.append((i, pool.submit(write_output, jobs[i][1], out[k], alphas[k], cfg.quality)))
         finish_writes(max_in_flight)
 
+    batches_in = iter(loader)  # starts the workers before any other thread (progress, writers) exists
     with ThreadPoolExecutor(writers, thread_name_prefix="write") as pool, progress, torch.inference_mode():
         task = progress.add_task("translating", total=len(jobs))
         pending = None  # the previous batch: handed to the writers while the device runs the next one
-        for groups, failures in loader:
+        for groups, failures in batches_in:
             for i, error in failures:
                 log.warning("skipping unreadable image %s (%s)", sources[i], error)
                 summary.failed.append((sources[i], error))

@@ -106,7 +106,7 @@ def main() -> None:
                 photo_like(size, i).save(folder / f"{i:05d}.jpg", quality=args.quality)
             model = model_only(translator, size, args.count, args.batch_size, args.warmup)
             e2e = end_to_end(translator, folder, Path(tmp) / f"out_{size}", args)
-            print(f"{size:>5}² {args.count:>7} {model:>17.2f} {e2e:>17.2f} {e2e / model:>6.2f}", flush=True)
+            print(f"{size:>5}² {args.count:>7} {model:>17.3g} {e2e:>17.3g} {e2e / model:>6.2f}", flush=True)
 
 
 if __name__ == "__main__":
