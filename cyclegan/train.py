@@ -374,6 +374,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     interrupted = False
     in_step = False
     t_last, step_last = time.perf_counter(), step
+    t_report = 0.0  # last progress line written when stderr is not a terminal
     log.info("training %s: %d A / %d B images, %d steps per epoch, %d epochs, device %s, %s",
              cfg.name, len(files_a), len(files_b), steps_per_epoch, cfg.total_epochs, device, precision)
     try:
@@ -404,8 +405,11 @@ def train(cfg: TrainConfig) -> TrainResult:
                     t_last, step_last = now, step
                     tracker.log({**{f"loss/{k}": v for k, v in values.items()}, "lr": trainer.lr,
                                  "epoch": epoch + 1, "it_per_s": rate}, step)
-                    bar.update(task, rate=f"{rate:.2f} it/s",
-                               info=" ".join(f"{k} {v:.3f}" for k, v in values.items()))
+                    info = " ".join(f"{k} {v:.3f}" for k, v in values.items())
+                    bar.update(task, rate=f"{rate:.2f} it/s", info=info)
+                    if not bar.console.is_terminal and now - t_report >= 30:  # logs, CI, batch jobs
+                        t_report = now
+                        log.info("step %d/%d epoch %d  %.2f it/s  %s", step, total_steps, epoch + 1, rate, info)
                     if not all(math.isfinite(v) for v in values.values()):
                         log.warning("non-finite loss at step %d: %s", step, values)
                 if step == 1 or step % cfg.sample_every == 0 or step == total_steps:
