@@ -47,8 +47,15 @@ def user_errors(fn):
 @app.command()
 @user_errors
 def train(
-    domain_a: Annotated[str | None, typer.Option("--domainA", "--domain-a", help="Folder of domain A images, or DATASET/trainA.")] = None,
-    domain_b: Annotated[str | None, typer.Option("--domainB", "--domain-b", help="Folder of domain B images, or DATASET/trainB.")] = None,
+    domain_a: Annotated[str | None, typer.Option("--domainA", "--domain-a", help=(
+        "Domain A: a folder of images, DATASET/trainA under --root, or a domain name such as photos "
+        "(see `cyclegan datasets list`)."))] = None,
+    domain_b: Annotated[str | None, typer.Option("--domainB", "--domain-b", help=(
+        "Domain B: a folder of images, DATASET/trainB under --root, or a domain name such as monet."))] = None,
+    root: Annotated[str | None, typer.Option(help=(
+        "Where named datasets live and download to (default: $CYCLEGAN_DATA_DIR or datasets/)."))] = None,
+    no_download: Annotated[bool, typer.Option(
+        "--no-download", help="Fail instead of downloading a dataset that is not there.")] = False,
     name: Annotated[str, typer.Option(help="Run name: the run lives in CHECKPOINTS_DIR/NAME.")] = "cyclegan",
     checkpoints_dir: Annotated[str, typer.Option(help="Root folder of runs.")] = "checkpoints",
     net_g: Annotated[str, typer.Option("--net-g", help="Generator: resnet_9blocks, resnet_6blocks, unet_256, unet_128.")] = "resnet_9blocks",
@@ -90,12 +97,18 @@ def train(
 ) -> None:
     """Train a CycleGAN on two unpaired image folders.
 
+    Named domains pick an official dataset: --domainA photos --domainB monet trains on monet2photo,
+    downloaded on first use.
+
     Checkpoints, samples and the W&B run go to CHECKPOINTS_DIR/NAME. Ctrl-C saves a checkpoint;
     `cyclegan train --name NAME --resume` continues from it exactly.
     """
+    from .catalog import resolve_domains
     from .config import TrainConfig
     from .train import train as run_training
 
+    if domain_a and domain_b and not resume:  # a resumed run keeps the folders it was started with
+        domain_a, domain_b = map(str, resolve_domains(domain_a, domain_b, root, download=not no_download))
     options = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**{**options, "domain_a": domain_a or "", "domain_b": domain_b or ""})
     result = run_training(cfg)
@@ -148,6 +161,86 @@ def translate(
     summary = translate_folder(cfg)
     summary.print(err_console)
     raise typer.Exit(summary.exit_code)
+
+
+datasets_app = typer.Typer(help="The official CycleGAN datasets: list, download.", no_args_is_help=True)
+models_app = typer.Typer(help="The official pretrained generators: list, download.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(models_app, name="models")
+RootOption = Annotated[str | None, typer.Option(
+    help="Folder of the datasets (default: $CYCLEGAN_DATA_DIR or datasets/).")]
+
+
+@datasets_app.command("list")
+@user_errors
+def datasets_list(root: RootOption = None) -> None:
+    """The official datasets, what their A and B halves are, and which are downloaded."""
+    from rich.table import Table
+
+    from .catalog import ALIASES, DATASETS, DOMAINS, data_root
+    from .download import is_dataset
+
+    table = Table(title=f"Datasets (in {data_root(root)}/)")
+    for column in ("name", "A (trainA)", "B (trainB)", "what", "here"):
+        table.add_column(column)
+    for d in DATASETS.values():
+        table.add_row(d.name, d.a, d.b, d.about, "✓" if is_dataset(data_root(root) / d.name) else "")
+    out = Console()
+    out.print(table)
+    aliases = {name: [a for a, target in ALIASES.items() if target == name] for name in DOMAINS}
+    names = ", ".join(f"{n} ({'/'.join(aliases[n])})" if aliases[n] else n for n in DOMAINS)
+    out.print(f"Domain names for --domainA/--domainB: {names}.")
+    out.print("Two names pick the dataset holding both: cyclegan train --domainA photos --domainB monet")
+
+
+@datasets_app.command("download")
+@user_errors
+def datasets_download(
+    names: Annotated[list[str], typer.Argument(help="Dataset names, e.g. horse2zebra.", show_default=False)],
+    root: RootOption = None,
+) -> None:
+    """Download and extract datasets into the data root (an interrupted download resumes)."""
+    from .catalog import ensure_dataset, get_dataset
+
+    for name in names:
+        get_dataset(name)  # every name is checked before the first download starts
+    for name in names:
+        Console().print(f"{name}: {ensure_dataset(name, root)}")
+
+
+@models_app.command("list")
+@user_errors
+def models_list() -> None:
+    """The official pretrained generators, what they translate, and which are downloaded."""
+    from rich.table import Table
+
+    from .catalog import PRETRAINED, models_dir
+
+    table = Table(title=f"Pretrained generators (cache: {models_dir()}/)")
+    for column in ("name", "translates", "trained on", "here"):
+        table.add_column(column)
+    for m in PRETRAINED.values():
+        here = "✓" if (models_dir() / f"{m.name}.pth").is_file() else ""
+        table.add_row(m.name, f"{m.source} → {m.target}", m.dataset or "cityscapes", here)
+    out = Console()
+    out.print(table)
+    out.print("Use one with `cyclegan translate --pretrained NAME INPUT OUTPUT`; they download on first use.")
+
+
+@models_app.command("download")
+@user_errors
+def models_download(
+    names: Annotated[list[str], typer.Argument(help="Model names, e.g. style_vangogh.", show_default=False)],
+) -> None:
+    """Download pretrained generators into the cache ($CYCLEGAN_MODELS_DIR or checkpoints/pretrained/)."""
+    from .catalog import get_pretrained, pretrained_path
+
+    for name in names:
+        get_pretrained(name)
+    for name in names:
+        Console().print(f"{name}: {pretrained_path(name)}")
+
+
 
 if __name__ == "__main__":
     app()

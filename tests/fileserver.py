@@ -1,0 +1,98 @@
+"""A local HTTP file server for download tests: Range requests, and faults on demand.
+
+Serves files under a folder on 127.0.0.1 (a free port) from a thread. It records every request and can
+be told to cut a response half-way (``cut``), to answer with server errors (``fail``) or to ignore
+Range headers (``ignore_range``), which is what a flaky mirror does.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from conftest import make_folder
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        owner = self.server.owner
+        name = self.path.lstrip("/")
+        owner.requests.append((name, self.headers.get("Range")))
+        if owner.fail.get(name):
+            self.send_error(owner.fail[name].pop(0))
+            return
+        path = owner.folder / name
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = 0
+        wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if wanted and not owner.ignore_range:
+            start = int(wanted.group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        cut = owner.cut.pop(name, None)
+        # HTTP/1.0: the connection closes when the handler returns, so a cut body arrives short.
+        self.wfile.write(body if cut is None else body[:cut])
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: FileServer
+
+
+class FileServer:
+    """``with FileServer(folder) as s:`` serves ``folder`` at ``s.url``."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.cut: dict[str, int] = {}  # path → bytes to send before dropping the connection (once)
+        self.fail: dict[str, list[int]] = {}  # path → HTTP errors to answer first, one per request
+        self.ignore_range = False
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def __enter__(self) -> FileServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.01,), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+
+def dataset_zip(path: Path, name: str, n: int = 2, layout=("trainA", "trainB", "testA", "testB"),
+                top_folder: bool = True) -> Path:
+    """Write a zip laid out like an official dataset (``name/trainA/…``) holding small PNGs."""
+    staging = path.parent / f"{path.stem}-staging"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, sub in enumerate(layout):
+            for image in sorted(make_folder(staging / sub, n, seed=10 * i).iterdir()):
+                zf.write(image, f"{name}/{sub}/{image.name}" if top_folder else f"{sub}/{image.name}")
+    return path

@@ -1,0 +1,231 @@
+"""Downloads against a local HTTP server: resume, retries, checksums, and safe dataset extraction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+from fileserver import FileServer, dataset_zip
+
+from cyclegan.download import CHECKSUMS, download, install_dataset, is_dataset
+from cyclegan.errors import UserError
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with FileServer(tmp_path / "served") as s:
+        yield s
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def test_download_and_extract_dataset(server, tmp_path):
+    archive = dataset_zip(server.folder / "tiny.zip", "tiny", n=2)
+    root = tmp_path / "data"
+    folder = install_dataset(f"{server.url}/tiny.zip", root, "tiny", backoff=0)
+    assert folder == root / "tiny" and is_dataset(folder)
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            assert (root / info.filename).read_bytes() == zf.read(info)
+    # The archive is gone once extracted, no temporary folder is left, and the hash is on record.
+    assert sorted(p.name for p in root.iterdir()) == [CHECKSUMS, "tiny"]
+    assert json.loads((root / CHECKSUMS).read_text())["tiny.zip"]["sha256"] == sha256(archive)
+    # A second call finds the dataset and makes no request.
+    before = len(server.requests)
+    assert install_dataset(f"{server.url}/tiny.zip", root, "tiny") == folder
+    assert len(server.requests) == before
+
+
+def test_archive_without_top_folder(server, tmp_path):
+    dataset_zip(server.folder / "flat.zip", "flat", top_folder=False)
+    folder = install_dataset(f"{server.url}/flat.zip", tmp_path / "data", "flat", backoff=0)
+    assert is_dataset(folder) and len(list((folder / "testB").iterdir())) == 2
+
+
+def test_resume_after_connection_cut(server, tmp_path):
+    served = server.folder / "big.bin"
+    served.write_bytes(os.urandom(300_000))
+    server.cut["big.bin"] = 120_000
+    dest = tmp_path / "cache" / "big.bin"
+    sha = download(f"{server.url}/big.bin", dest, backoff=0)
+    assert dest.read_bytes() == served.read_bytes()
+    assert sha == sha256(served)
+    # The first attempt asked for everything, the second only for what was missing.
+    assert server.requests == [("big.bin", None), ("big.bin", "bytes=120000-")]
+    assert not dest.with_name("big.bin.part").exists()
+
+
+def test_resume_a_partial_file_from_an_earlier_run(server, tmp_path):
+    served = server.folder / "big.bin"
+    served.write_bytes(os.urandom(50_000))
+    dest = tmp_path / "big.bin"
+    dest.with_name("big.bin.part").write_bytes(served.read_bytes()[:20_000])
+    download(f"{server.url}/big.bin", dest, backoff=0)
+    assert dest.read_bytes() == served.read_bytes()
+    assert server.requests == [("big.bin", "bytes=20000-")]
+
+
+def test_server_that_ignores_range_starts_over(server, tmp_path):
+    served = server.folder / "big.bin"
+    served.write_bytes(os.urandom(50_000))
+    server.ignore_range = True
+    dest = tmp_path / "big.bin"
+    dest.with_name("big.bin.part").write_bytes(b"x" * 20_000)
+    download(f"{server.url}/big.bin", dest, backoff=0)
+    assert dest.read_bytes() == served.read_bytes()
+
+
+def test_server_errors_are_retried_and_give_up_with_a_clear_error(server, tmp_path):
+    (server.folder / "f.bin").write_bytes(b"payload")
+    server.fail["f.bin"] = [503, 500]
+    download(f"{server.url}/f.bin", tmp_path / "f.bin", backoff=0)
+    assert (tmp_path / "f.bin").read_bytes() == b"payload"
+    assert len(server.requests) == 3
+
+    server.fail["f.bin"] = [503] * 3
+    with pytest.raises(UserError, match="after 3 attempts"):
+        download(f"{server.url}/f.bin", tmp_path / "g.bin", retries=2, backoff=0)
+
+
+def test_missing_file_fails_at_once(server, tmp_path):
+    with pytest.raises(UserError, match="HTTP 404"):
+        download(f"{server.url}/nothing.zip", tmp_path / "nothing.zip", backoff=0)
+    assert len(server.requests) == 1
+    assert not list(tmp_path.glob("nothing.zip*"))
+
+
+def test_always_short_download_keeps_the_part_for_later(server, tmp_path):
+    served = server.folder / "big.bin"
+    served.write_bytes(os.urandom(10_000))
+    dest = tmp_path / "big.bin"
+    server.cut["big.bin"] = 4_000
+    with pytest.raises(UserError, match="4000 bytes"):
+        download(f"{server.url}/big.bin", dest, retries=0, backoff=0)
+    assert not dest.exists()
+    assert dest.with_name("big.bin.part").stat().st_size == 4_000
+
+
+def test_checksum_recorded_then_verified(server, tmp_path):
+    served = server.folder / "model.pth"
+    served.write_bytes(b"first version")
+    dest = tmp_path / "models" / "model.pth"
+    download(f"{server.url}/model.pth", dest, backoff=0)
+    record = json.loads((dest.parent / CHECKSUMS).read_text())
+    assert record["model.pth"]["sha256"] == sha256(served)
+
+    # The same name downloaded again must be the same file.
+    dest.unlink()
+    served.write_bytes(b"a different file")
+    with pytest.raises(UserError, match="SHA-256"):
+        download(f"{server.url}/model.pth", dest, backoff=0)
+    assert not dest.exists() and not dest.with_name("model.pth.part").exists()
+
+
+# -- refusing bad archives -------------------------------------------------------------------------
+
+
+def assert_nothing_left(root: Path, outside: Path, outside_before: set[str]) -> None:
+    """No dataset folder, temporary folder or archive in the root, and nothing new outside it."""
+    left = [p.name for p in root.iterdir()] if root.exists() else []
+    assert [n for n in left if n != CHECKSUMS] == []
+    assert tree(outside) == outside_before
+
+
+def test_corrupt_zip_is_refused(server, tmp_path):
+    (server.folder / "broken.zip").write_bytes(b"PK\x03\x04 this is not really a zip archive" * 50)
+    before = tree(tmp_path)
+    root = tmp_path / "data"
+    with pytest.raises(UserError, match="not a readable zip"):
+        install_dataset(f"{server.url}/broken.zip", root, "broken", backoff=0)
+    assert_nothing_left(root, tmp_path, before | {"data"})
+    assert not (root / CHECKSUMS).exists()  # a bad archive is not remembered as the right one
+
+
+def test_damaged_member_mid_extraction_leaves_no_half_dataset(server, tmp_path):
+    archive = dataset_zip(server.folder / "crc.zip", "crc", n=3)
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:  # flip a byte inside the last member's data: a CRC error
+        last = zf.infolist()[-1]
+        offset = last.header_offset + 30 + len(last.filename.encode()) + len(last.extra) + 10
+    data[offset] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    before = tree(tmp_path)
+    root = tmp_path / "data"
+    with pytest.raises(UserError, match="damaged"):
+        install_dataset(f"{server.url}/crc.zip", root, "crc", backoff=0)
+    assert_nothing_left(root, tmp_path, before | {"data"})
+
+
+def evil_zip(path: Path, entry: str, symlink: bool = False) -> Path:
+    """A valid dataset archive plus one entry that points outside the folder it is extracted into."""
+    dataset_zip(path, "evil")
+    with zipfile.ZipFile(path, "a") as zf:
+        info = zipfile.ZipInfo(entry)
+        if symlink:
+            info.create_system = 3
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc")
+        else:
+            zf.writestr(info, "escaped")
+    return path
+
+
+@pytest.mark.parametrize("entry, symlink, why", [
+    ("../escaped.txt", False, "'..'"),
+    ("evil/trainA/../../../escaped.txt", False, "'..'"),
+    ("{tmp}/escaped.txt", False, "absolute"),
+    ("evil/trainA/link", True, "symbolic link"),
+])
+def test_unsafe_entries_are_refused(server, tmp_path, entry, symlink, why):
+    evil_zip(server.folder / "evil.zip", entry.format(tmp=tmp_path), symlink)
+    before = tree(tmp_path)
+    root = tmp_path / "data"
+    with pytest.raises(UserError, match=why):
+        install_dataset(f"{server.url}/evil.zip", root, "evil", backoff=0)
+    assert_nothing_left(root, tmp_path, before | {"data"})
+
+
+def test_archive_without_the_layout_is_refused(server, tmp_path):
+    dataset_zip(server.folder / "half.zip", "half", layout=("trainA", "trainB"))
+    root = tmp_path / "data"
+    with pytest.raises(UserError, match="testA testB"):
+        install_dataset(f"{server.url}/half.zip", root, "half", backoff=0)
+    assert not (root / "half").exists()
+    assert not list(root.glob(".half*"))
+
+
+def test_incomplete_existing_folder_is_not_taken_for_a_dataset(server, tmp_path):
+    dataset_zip(server.folder / "tiny.zip", "tiny")
+    root = tmp_path / "data"
+    (root / "tiny" / "trainA").mkdir(parents=True)
+    with pytest.raises(UserError, match="not a complete dataset"):
+        install_dataset(f"{server.url}/tiny.zip", root, "tiny", backoff=0)
+    assert server.requests == [] and tree(root / "tiny") == {"trainA"}
+
+
+def test_archive_placed_by_hand_is_used_offline(tmp_path):
+    root = tmp_path / "data"
+    dataset_zip(root / "tiny.zip", "tiny")
+    folder = install_dataset("http://127.0.0.1:9/unreachable.zip", root, "tiny", retries=0)
+    assert is_dataset(folder) and not (root / "tiny.zip").exists()
+
+
+def test_stale_extraction_folder_is_cleaned_up(tmp_path):
+    root = tmp_path / "data"
+    stale = root / ".tiny.abc123.extracting" / "tiny" / "trainA"
+    stale.mkdir(parents=True)
+    dataset_zip(root / "tiny.zip", "tiny")
+    install_dataset("http://127.0.0.1:9/unreachable.zip", root, "tiny", retries=0)
+    assert not stale.parent.exists() and is_dataset(root / "tiny")
