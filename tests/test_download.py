@@ -229,3 +229,14 @@ def test_stale_extraction_folder_is_cleaned_up(tmp_path):
     dataset_zip(root / "tiny.zip", "tiny")
     install_dataset("http://127.0.0.1:9/unreachable.zip", root, "tiny", retries=0)
     assert not stale.parent.exists() and is_dataset(root / "tiny")
+
+
+def test_file_url_mirror(tmp_path):
+    served = tmp_path / "mirror" / "model.pth"
+    served.parent.mkdir()
+    served.write_bytes(os.urandom(5_000))
+    dest = tmp_path / "cache" / "model.pth"
+    dest.parent.mkdir()
+    dest.with_name("model.pth.part").write_bytes(b"junk")  # file:// cannot resume: it starts over
+    download(served.as_uri(), dest, backoff=0)
+    assert dest.read_bytes() == served.read_bytes()
