@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,27 @@ def test_download_commands(server, root, tmp_path):
     assert result.exit_code == 2 and "style_picasso" in result.output
     result = runner.invoke(app, ["datasets", "download", "horse2zebar"])
     assert result.exit_code == 2 and "did you mean 'horse2zebra'" in result.output
+
+
+def test_train_on_named_domains_downloads_the_dataset(server, root, tmp_path):
+    archive = dataset_zip(server.folder / "datasets" / "monet2photo.zip", "monet2photo", n=2)
+    runs = tmp_path / "runs"
+    tiny = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--net-g", "resnet_6blocks",
+            "--workers", "0", "--wandb-mode", "disabled"]
+    result = runner.invoke(app, ["train", "--domainA", "photos", "--domainB", "monet", "--max-steps", "2",
+                                 "--checkpoints-dir", str(runs), "--name", "p2m", *tiny])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    config = json.loads((runs / "p2m" / "config.json").read_text())
+    assert Path(config["domain_a"]) == (root / "monet2photo" / "trainB").resolve()  # photos
+    assert Path(config["domain_b"]) == (root / "monet2photo" / "trainA").resolve()  # monet
+    assert (runs / "p2m" / "G_AB.safetensors").is_file()
+    assert server.requests == [("datasets/monet2photo.zip", None)]
+
+    # With the dataset gone and downloads off, nothing is fetched and the error says what to run.
+    archive.unlink()
+    result = runner.invoke(app, ["train", "--domainA", "horse", "--domainB", "zebra", "--no-download",
+                                 "--checkpoints-dir", str(runs), *tiny])
+    assert result.exit_code == 2 and "cyclegan datasets download horse2zebra" in result.output
+    result = runner.invoke(app, ["train", "--domainA", "photos", "--domainB", "monett", *tiny])
+    assert result.exit_code == 2 and "did you mean 'monet'" in result.output
+    assert len(server.requests) == 1
