@@ -183,7 +183,10 @@ def _fetch(url: str, part: Path, timeout: float, progress: Progress, task) -> No
             raise _Interrupted(f"HTTP {e.code} {e.reason}") from None
         raise UserError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
     except (URLError, OSError, http.client.HTTPException) as e:
-        raise _Interrupted(str(getattr(e, "reason", e))) from None
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, FileNotFoundError):  # a file:// mirror without the file: retrying will not help
+            raise UserError(f"could not download {url}: no such file") from None
+        raise _Interrupted(str(reason)) from None
 
     with response:
         status = response.status or 200  # file:// URLs have no status

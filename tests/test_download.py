@@ -240,3 +240,18 @@ def test_file_url_mirror(tmp_path):
     dest.with_name("model.pth.part").write_bytes(b"junk")  # file:// cannot resume: it starts over
     download(served.as_uri(), dest, backoff=0)
     assert dest.read_bytes() == served.read_bytes()
+
+
+def test_partial_file_that_is_already_whole(server, tmp_path):
+    served = server.folder / "big.bin"
+    served.write_bytes(os.urandom(8_000))
+    dest = tmp_path / "big.bin"
+    dest.with_name("big.bin.part").write_bytes(served.read_bytes())  # killed just before the rename
+    download(f"{server.url}/big.bin", dest, backoff=0)
+    assert dest.read_bytes() == served.read_bytes()
+    assert server.requests == [("big.bin", "bytes=8000-")]  # answered 416: nothing more to send
+
+
+def test_missing_file_in_a_file_url_mirror_fails_at_once(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        download((tmp_path / "absent.pth").as_uri(), tmp_path / "cache" / "absent.pth", backoff=10)
