@@ -322,6 +322,25 @@ def reverse_model(name: str) -> str:
     raise UserError(f"{name} has no official reverse: it only translates {model.source} → {model.target}")
 
 
+def translate_model(
+    preset: str | None = None, style: str | None = None, to: str | None = None,
+    pretrained: str | None = None, direction: str = "AtoB",
+) -> str | None:
+    """The pretrained generator that ``translate``'s --preset/--style/--to/--pretrained name, or None.
+
+    ``--pretrained NAME --direction BtoA`` means NAME's official reverse (horse2zebra → zebra2horse).
+    """
+    if preset and pretrained:
+        raise UserError("give --preset or --pretrained, not both")
+    if preset:
+        return resolve_preset(preset, style, direction, to)
+    if style or to:
+        raise UserError("--style and --to go with --preset (e.g. --preset painting --style vangogh)")
+    if pretrained:
+        return reverse_model(pretrained) if direction == "BtoA" else get_pretrained(pretrained).name
+    return None
+
+
 def pretrained_path(name: str, download: bool = True) -> Path:
     """The local file of an official pretrained generator, downloaded into the model cache on first use."""
     from .download import download as fetch

@@ -205,6 +205,17 @@ def test_bad_presets(kwargs, message):
         resolve_preset(**kwargs)
 
 
+def test_translate_model_options():
+    assert catalog.translate_model() is None
+    assert catalog.translate_model(preset="season", to="summer") == "winter2summer_yosemite"
+    assert catalog.translate_model(pretrained="horse2zebra") == "horse2zebra"
+    assert catalog.translate_model(pretrained="horse2zebra", direction="BtoA") == "zebra2horse"
+    with pytest.raises(UserError, match="not both"):
+        catalog.translate_model(preset="season", pretrained="horse2zebra")
+    with pytest.raises(UserError, match="go with --preset"):
+        catalog.translate_model(style="monet")
+
+
 def test_reverse_models():
     assert reverse_model("horse2zebra") == "zebra2horse"
     assert reverse_model("style_monet") == "monet2photo"
