@@ -119,13 +119,23 @@ def train(
 @app.command()
 @user_errors
 def translate(
-    checkpoint: Annotated[str, typer.Argument(
-        help="A run folder (checkpoints/NAME), a generator .safetensors, or a generator .pth of the original "
-             "PyTorch CycleGAN release (its architecture is inferred).")],
-    input: Annotated[str, typer.Argument(help="An image, or a folder of images (searched recursively).")],
-    output: Annotated[str, typer.Argument(
-        help="Output folder: mirrors the input's sub-folders and file names (a file name for one image).")],
-    direction: Annotated[str, typer.Option(help="For a run folder: AtoB (G_AB) or BtoA (G_BA).")] = "AtoB",
+    paths: Annotated[list[str], typer.Argument(metavar="[CHECKPOINT] INPUT OUTPUT", help=(
+        "CHECKPOINT: a run folder (checkpoints/NAME), a generator .safetensors, or a generator .pth of the "
+        "original PyTorch CycleGAN release (its architecture is inferred); left out with --preset or "
+        "--pretrained. INPUT: an image, or a folder of images (searched recursively). OUTPUT: a folder "
+        "mirroring the input's sub-folders and file names (a file name for one image)."))],
+    preset: Annotated[str | None, typer.Option(help=(
+        "An official pretrained generator instead of CHECKPOINT: season (summer → winter), painting "
+        "(photo → --style) or photo (Monet painting → photo). Downloaded on first use."))] = None,
+    style: Annotated[str | None, typer.Option(
+        help="The painter of --preset painting: monet (default), cezanne, ukiyoe or vangogh.")] = None,
+    to: Annotated[str | None, typer.Option(
+        help="The domain to translate into, to reverse a preset: e.g. --preset season --to summer.")] = None,
+    pretrained: Annotated[str | None, typer.Option(
+        help="Any official pretrained generator by name (see `cyclegan models list`).")] = None,
+    direction: Annotated[str, typer.Option(help=(
+        "For a run folder: AtoB (G_AB) or BtoA (G_BA); with --preset or --pretrained: BtoA picks the "
+        "reverse model."))] = "AtoB",
     format: Annotated[str, typer.Option(
         help="Output format: same (as each input), png, jpg or webp; png and webp keep alpha.")] = "same",
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality, 1-100.")] = 95,
@@ -150,13 +160,29 @@ def translate(
 ) -> None:
     """Translate an image or a folder of images with a trained generator, at full resolution.
 
+    With a run of yours: cyclegan translate checkpoints/NAME in/ out/
+
+    Pretrained (downloaded on first use): cyclegan translate --preset painting --style monet in/ out/
+
     Outputs keep each input's size (unless --resize or --max-side) and its path relative to INPUT.
 
     Unreadable files are reported and skipped; the exit status is then 1.
     """
+    from .catalog import pretrained_path, translate_model
     from .config import TranslateConfig
     from .translate import translate_folder
 
+    model = translate_model(preset, style, to, pretrained, direction)
+    wanted = 2 if model else 3
+    if len(paths) != wanted:
+        raise UserError(
+            "give INPUT and OUTPUT after --preset/--pretrained (no CHECKPOINT)" if model
+            else "give CHECKPOINT INPUT OUTPUT, or INPUT OUTPUT with --preset or --pretrained"
+        )
+    checkpoint, input, output = (str(pretrained_path(model)), *paths) if model else paths
+    if model:
+        direction = "AtoB"  # an official generator translates one way; the reverse is another model
+        logging.getLogger(__name__).info("pretrained generator: %s", model)
     cfg = TranslateConfig(**{k: v for k, v in locals().items() if k in TranslateConfig.__dataclass_fields__})
     summary = translate_folder(cfg)
     summary.print(err_console)

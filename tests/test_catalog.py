@@ -6,8 +6,12 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from conftest import make_folder
 from fileserver import FileServer, dataset_zip
+from PIL import Image
 from typer.testing import CliRunner
 
 from cyclegan import catalog
@@ -22,8 +26,10 @@ from cyclegan.catalog import (
     reverse_model,
 )
 from cyclegan.cli import app
+from cyclegan.data import load_image, to_image, to_tensor
 from cyclegan.download import CHECKSUMS, LAYOUT
 from cyclegan.errors import UserError
+from cyclegan.models import GeneratorSpec, build_generator
 
 runner = CliRunner()
 
@@ -302,3 +308,49 @@ def test_train_on_named_domains_downloads_the_dataset(server, root, tmp_path):
     result = runner.invoke(app, ["train", "--domainA", "photos", "--domainB", "monett", *tiny])
     assert result.exit_code == 2 and "did you mean 'monet'" in result.output
     assert len(server.requests) == 1
+
+
+def original_generator(path: Path, seed: int):
+    """A small generator saved as a bare state dict, the layout of the official .pth files."""
+    torch.manual_seed(seed)
+    net = build_generator(GeneratorSpec(ngf=8, n_blocks=2), init_type="kaiming").eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return net
+
+
+def test_translate_with_a_preset_downloads_and_uses_the_pretrained_generator(server, tmp_path):
+    models = server.folder / "pretrained_models"
+    monet = original_generator(models / "style_monet.pth", seed=0)
+    original_generator(models / "style_vangogh.pth", seed=1)
+    src = make_folder(tmp_path / "photos", 2, size=(32, 24))
+    fast = ["--device", "cpu", "--workers", "0", "--no-progress"]
+
+    result = runner.invoke(app, ["translate", "--preset", "painting", "--style", "monet", str(src),
+                                 str(tmp_path / "out"), *fast])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert server.requests == [("pretrained_models/style_monet.pth", None)]
+    assert (tmp_path / "model-cache" / "style_monet.pth").is_file()
+    for image in sorted(src.iterdir()):
+        with torch.no_grad():
+            expected = np.asarray(to_image(monet(to_tensor(load_image(image)[0])[None])[0]), dtype=int)
+        got = np.asarray(Image.open(tmp_path / "out" / image.name), dtype=int)
+        assert np.abs(got - expected).max() <= 1
+
+    # The second run finds the model in the cache; --pretrained takes any catalog name.
+    result = runner.invoke(app, ["translate", "--pretrained", "style_vangogh", str(src), str(tmp_path / "vg"),
+                                 *fast])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert len(server.requests) == 2
+    name = sorted(src.iterdir())[0].name
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "out" / name)),
+                              np.asarray(Image.open(tmp_path / "vg" / name)))
+
+    for args, message in [
+        (["--preset", "painting", "--style", "picasso", str(src), str(tmp_path / "x")], "unknown style"),
+        (["--preset", "season", "ckpt", str(src), str(tmp_path / "x")], "no CHECKPOINT"),
+        ([str(src), str(tmp_path / "x")], "give CHECKPOINT INPUT OUTPUT"),
+    ]:
+        result = runner.invoke(app, ["translate", *args, *fast])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert len(server.requests) == 2
