@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_folder
+from conftest import make_folder, shared_path
 from fileserver import FileServer, dataset_zip
 from PIL import Image
 from typer.testing import CliRunner
@@ -354,3 +355,22 @@ def test_translate_with_a_preset_downloads_and_uses_the_pretrained_generator(ser
         result = runner.invoke(app, ["translate", *args, *fast])
         assert result.exit_code == 2 and message in result.output, result.output
     assert len(server.requests) == 2
+
+
+def test_preset_reproduces_the_original_implementation(server, tmp_path):
+    """The shared reference generator, served as style_monet, gives the original release's outputs."""
+    ref = shared_path("fixtures", "reference_generator")
+    (server.folder / "pretrained_models").mkdir()
+    shutil.copy(ref / "latest_net_G.pth", server.folder / "pretrained_models" / "style_monet.pth")
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("in_0.png", "in_1.png"):
+        shutil.copy(ref / name, src / name)
+    result = runner.invoke(app, ["translate", "--preset", "painting", str(src), str(tmp_path / "out"),
+                                 "--device", "cpu", "--workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    for i in (0, 1):
+        expected = (np.load(ref / f"out_{i}.npy")[0].transpose(1, 2, 0) + 1) * 127.5
+        got = np.asarray(Image.open(tmp_path / "out" / f"in_{i}.png"), dtype=float)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1.0
