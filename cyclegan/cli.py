@@ -47,6 +47,7 @@ def user_errors(fn):
 @app.command()
 @user_errors
 def train(
+    ctx: typer.Context,
     domain_a: Annotated[str | None, typer.Option("--domainA", "--domain-a", help=(
         "Domain A: a folder of images, DATASET/trainA under --root, or a domain name such as photos "
         "(see `cyclegan datasets list`)."))] = None,
@@ -94,6 +95,7 @@ def train(
     wandb_mode: Annotated[str, typer.Option(help="auto (online when logged in, else offline), online, offline or disabled.")] = "auto",
     wandb_project: Annotated[str, typer.Option(help="W&B project name.")] = "cyclegan",
     resume: Annotated[bool, typer.Option(help="Continue the run NAME exactly where it stopped.")] = False,
+    gpus: Annotated[int, typer.Option(help="Train on N GPUs of this machine: runs this command under `torchrun --nproc-per-node N` (with --device cpu: N CPU processes).")] = 1,
 ) -> None:
     """Train a CycleGAN on two unpaired image folders.
 
@@ -101,7 +103,8 @@ def train(
     downloaded on first use.
 
     Checkpoints, samples and the W&B run go to CHECKPOINTS_DIR/NAME. Ctrl-C saves a checkpoint;
-    `cyclegan train --name NAME --resume` continues from it exactly.
+    `cyclegan train --name NAME --resume` continues from it exactly. Several GPUs or machines:
+    `torchrun --nproc-per-node N -m cyclegan train ...` (or --gpus N on one machine).
     """
     from .catalog import resolve_domains
     from .config import TrainConfig
@@ -109,6 +112,10 @@ def train(
 
     if domain_a and domain_b and not resume:  # a resumed run keeps the folders it was started with
         domain_a, domain_b = map(str, resolve_domains(domain_a, domain_b, root, download=not no_download))
+    if gpus != 1:
+        # the processes get the folders found above (a named dataset is downloaded once, here)
+        raise typer.Exit(_launch_on_gpus(ctx, gpus, device, {"domain_a": domain_a, "domain_b": domain_b}))
+
     options = {k: v for k, v in locals().items() if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**{**options, "domain_a": domain_a or "", "domain_b": domain_b or ""})
     result = run_training(cfg)
@@ -266,6 +273,41 @@ def models_download(
     for name in names:
         Console().print(f"{name}: {pretrained_path(name)}")
 
+
+def _launch_on_gpus(ctx: typer.Context, gpus: int, device: str, values: dict) -> int:
+    """``cyclegan train --gpus N``: the same command, without --gpus and with ``values`` for the options
+    they name, as N processes under torchrun."""
+    import os
+
+    import torch
+
+    from .distributed import launch
+
+    if gpus < 1:
+        raise UserError("--gpus must be at least 1")
+    if "WORLD_SIZE" in os.environ:
+        raise UserError("--gpus starts torchrun itself; under torchrun leave it out")
+    if device != "cpu" and torch.cuda.device_count() < gpus:
+        raise UserError(f"--gpus {gpus}: this machine has {torch.cuda.device_count()} CUDA GPU(s) "
+                        "(--device cpu runs that many CPU processes instead)")
+    args = ["-v"] if ctx.parent and ctx.parent.params.get("verbose") else []
+    return launch(gpus, [*args, ctx.info_name or "train", *_given_options(ctx, {"gpus"}, values)])
+
+
+def _given_options(ctx: typer.Context, skip: set[str], values: dict) -> list[str]:
+    """The options given on this command line, written back as arguments (``values`` replacing theirs)."""
+    args = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in skip or source is None or source.name != "COMMANDLINE":
+            continue
+        value = values.get(param.name, ctx.params[param.name])
+        if getattr(param, "is_flag", False):
+            if value or param.secondary_opts:
+                args.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            args += [param.opts[0], str(value)]
+    return args
 
 
 if __name__ == "__main__":

@@ -54,3 +54,17 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def compile_problem(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` here (no compiler, unsupported platform), or None.
+
+    ``torch.compile`` fails only when a compiled function first runs, so compile a one-line function now
+    instead of failing in the middle of the first training step.
+    """
+    try:
+        torch.compile(lambda x: x * 2 + 1, dynamic=False)(torch.ones(2, device=device))
+    except Exception as e:
+        lines = str(e).strip().splitlines()
+        return f"{type(e).__name__}: {lines[0] if lines else ''}"
+    return None

@@ -20,15 +20,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import load_state, save_generator, save_state, write_json
 from .config import TrainConfig, load_json, to_dict
-from .data import Augment, EpochBatches, UnpairedDataset, collate, domain_folder
+from .data import Augment, EpochBatches, UnpairedDataset, collate, domain_folder, sample_seed
 from .errors import UserError
 from .losses import GAN_MODES, discriminator_adv_loss, generator_adv_loss, l1
 from .models import GeneratorSpec, build_discriminator, build_generator
 from .models.layers import INIT_TYPES, NORMS
-from .runtime import autocast, resolve_device, resolve_precision
+from .runtime import autocast, compile_problem, resolve_precision
 from .tracking import Tracker, progress_bar
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,49 @@ def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
-class Trainer:
-    """Networks, optimisers, schedules and pools of one run, and the training step."""
+class Generators(nn.Module):
+    """Both generators and every image the generator update needs, made in one forward pass.
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, precision: str):
+    Each generator runs two or three times per step (translate, reconstruct, identity); doing it all in
+    one call means one forward per backward, which is what DistributedDataParallel expects.
+    """
+
+    def __init__(self, G_AB: nn.Module, G_BA: nn.Module, identity: bool):
+        super().__init__()
+        self.G_AB, self.G_BA, self.identity = G_AB, G_BA, identity
+
+    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        fake_B = self.G_AB(real_A)
+        rec_A = self.G_BA(fake_B)
+        fake_A = self.G_BA(real_B)
+        rec_B = self.G_AB(fake_A)
+        out = {"fake_B": fake_B, "rec_A": rec_A, "fake_A": fake_A, "rec_B": rec_B}
+        if self.identity:  # a generator fed an image of its target domain should leave it be
+            out["idt_A"] = self.G_BA(real_A)
+            out["idt_B"] = self.G_AB(real_B)
+        return out
+
+
+class Discriminators(nn.Module):
+    """Both discriminators in one call: D_A scores each batch of ``images_A``, D_B each of ``images_B``."""
+
+    def __init__(self, D_A: nn.Module, D_B: nn.Module):
+        super().__init__()
+        self.D_A, self.D_B = D_A, D_B
+
+    def forward(self, images_A: list[torch.Tensor], images_B: list[torch.Tensor]) \
+            -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return [self.D_A(x) for x in images_A], [self.D_B(x) for x in images_B]
+
+
+class Trainer:
+    """Networks, optimisers, schedules and pools of one run, and the training step.
+
+    With ``distributed`` (a process group is set up), the generator and discriminator updates run through
+    DistributedDataParallel, which averages gradients over all ranks.
+    """
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, precision: str, distributed: bool = False):
         self.cfg, self.device, self.precision = cfg, device, precision
         self.nets, self.spec = build_nets(cfg)
         for net in self.all_nets:
@@ -112,11 +151,12 @@ class Trainer:
             if cfg.channels_last:
                 net.to(memory_format=torch.channels_last)
         betas = (cfg.beta1, cfg.beta2)
-        fused = {"fused": True} if device.type == "cuda" else {}
+        # One fused kernel (CUDA) or a few multi-tensor ops (elsewhere) instead of a loop over parameters.
+        impl = {"fused": True} if device.type == "cuda" else {"foreach": True}
         self.opt_G = torch.optim.Adam(chain(self.nets.G_AB.parameters(), self.nets.G_BA.parameters()),
-                                      lr=cfg.lr, betas=betas, **fused)
+                                      lr=cfg.lr, betas=betas, **impl)
         self.opt_D = torch.optim.Adam(chain(self.nets.D_A.parameters(), self.nets.D_B.parameters()),
-                                      lr=cfg.lr, betas=betas, **fused)
+                                      lr=cfg.lr, betas=betas, **impl)
 
         def schedule(epoch_index: int) -> float:  # LambdaLR counts epochs from 0
             return lr_factor(epoch_index + 1, cfg.epochs, cfg.epochs_decay)
@@ -126,58 +166,70 @@ class Trainer:
         self.pool_A = ImagePool(cfg.pool_size, seed=cfg.seed + 1)
         self.pool_B = ImagePool(cfg.pool_size, seed=cfg.seed + 2)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-        self.fwd = {name: self._maybe_compile(getattr(self.nets, name)) for name in ("G_AB", "G_BA", "D_A", "D_B")}
+
+        G_AB, G_BA, D_A, D_B = self._maybe_compile(self.all_nets)
+        self.generators = Generators(G_AB, G_BA, identity=cfg.lambda_identity * cfg.lambda_cycle > 0)
+        self.discriminators = Discriminators(D_A, D_B)
+        # What each update calls. The generator update calls the discriminators directly, not through DDP:
+        # they are frozen then, so DDP has no gradients of theirs to wait for.
+        self.train_G, self.train_D = self.generators, self.discriminators
+        if distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            self.train_G = nn.parallel.DistributedDataParallel(self.generators, ids, gradient_as_bucket_view=True)
+            self.train_D = nn.parallel.DistributedDataParallel(self.discriminators, ids, gradient_as_bucket_view=True)
 
     @property
     def all_nets(self) -> list[nn.Module]:
         return [self.nets.G_AB, self.nets.G_BA, self.nets.D_A, self.nets.D_B]
 
-    def _maybe_compile(self, net: nn.Module):
+    def _maybe_compile(self, nets: list[nn.Module]) -> list[nn.Module]:
         if not self.cfg.compile:
-            return net
-        try:
-            return torch.compile(net)
-        except Exception as e:
-            log.warning("torch.compile is unavailable here (%s); running eagerly", e)
-            return net
+            return nets
+        problem = compile_problem(self.device)
+        if problem:
+            log.warning("--compile: torch.compile cannot run here (%s); training without it", problem)
+            return nets
+        # Fixed shapes: at most two batch sizes occur (the full one and an epoch's last), each compiled once.
+        return [torch.compile(net, dynamic=False) for net in nets]
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step of both generators and both discriminators; returns detached losses."""
-        cfg, f = self.cfg, self.fwd
+        cfg = self.cfg
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_identity * cfg.lambda_cycle
+        discriminators = [self.nets.D_A, self.nets.D_B]
         losses: dict[str, torch.Tensor] = {}
 
         # Generators, with the discriminators frozen so their weights get no gradient from this loss.
-        set_requires_grad([self.nets.D_A, self.nets.D_B], False)
+        set_requires_grad(discriminators, False)
         self.opt_G.zero_grad(set_to_none=True)
         with autocast(self.device, self.precision):
-            fake_B = f["G_AB"](real_A)
-            rec_A = f["G_BA"](fake_B)
-            fake_A = f["G_BA"](real_B)
-            rec_B = f["G_AB"](fake_A)
-            losses["G_AB"] = generator_adv_loss(f["D_B"](fake_B), cfg.gan_mode)
-            losses["G_BA"] = generator_adv_loss(f["D_A"](fake_A), cfg.gan_mode)
-            losses["cycle_A"] = l1(rec_A, real_A) * lam
-            losses["cycle_B"] = l1(rec_B, real_B) * lam
-            if lam_idt > 0:  # identity: a generator fed an image of its target domain should leave it be
-                losses["idt_A"] = l1(f["G_BA"](real_A), real_A) * lam_idt
-                losses["idt_B"] = l1(f["G_AB"](real_B), real_B) * lam_idt
+            out = self.train_G(real_A, real_B)
+            (pred_A,), (pred_B,) = self.discriminators([out["fake_A"]], [out["fake_B"]])
+            losses["G_AB"] = generator_adv_loss(pred_B, cfg.gan_mode)
+            losses["G_BA"] = generator_adv_loss(pred_A, cfg.gan_mode)
+            losses["cycle_A"] = l1(out["rec_A"], real_A) * lam
+            losses["cycle_B"] = l1(out["rec_B"], real_B) * lam
+            if "idt_A" in out:
+                losses["idt_A"] = l1(out["idt_A"], real_A) * lam_idt
+                losses["idt_B"] = l1(out["idt_B"], real_B) * lam_idt
         loss_G = sum(losses.values())
         self.scaler.scale(loss_G).backward()
         self.scaler.step(self.opt_G)
 
-        # Discriminators, on real images and on (pooled) fakes.
-        set_requires_grad([self.nets.D_A, self.nets.D_B], True)
+        # Discriminators, on real images and on (pooled, detached) fakes.
+        set_requires_grad(discriminators, True)
         self.opt_D.zero_grad(set_to_none=True)
-        pooled_B, pooled_A = self.pool_B.query(fake_B), self.pool_A.query(fake_A)
+        pooled_A, pooled_B = self.pool_A.query(out["fake_A"]), self.pool_B.query(out["fake_B"])
         with autocast(self.device, self.precision):
-            losses["D_B"] = discriminator_adv_loss(f["D_B"](real_B), f["D_B"](pooled_B.detach()), cfg.gan_mode)
-            losses["D_A"] = discriminator_adv_loss(f["D_A"](real_A), f["D_A"](pooled_A.detach()), cfg.gan_mode)
+            (real_A_pred, fake_A_pred), (real_B_pred, fake_B_pred) = self.train_D([real_A, pooled_A],
+                                                                                  [real_B, pooled_B])
+            losses["D_B"] = discriminator_adv_loss(real_B_pred, fake_B_pred, cfg.gan_mode)
+            losses["D_A"] = discriminator_adv_loss(real_A_pred, fake_A_pred, cfg.gan_mode)
         self.scaler.scale(losses["D_A"] + losses["D_B"]).backward()
         self.scaler.step(self.opt_D)
         self.scaler.update()
 
-        self.last_images = (real_A, fake_B, rec_A, real_B, fake_A, rec_B)
+        self.last_images = (real_A, out["fake_B"], out["rec_A"], real_B, out["fake_A"], out["rec_B"])
         return {k: v.detach() for k, v in losses.items()}
 
     def end_epoch(self) -> None:
@@ -210,18 +262,18 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":  # this process's GPU only: touching the others would start a context on each
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _as_tuple(x):
@@ -306,6 +358,14 @@ def _ignore_stop_signals(_worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def seed_rank(trainer: Trainer, seed: int) -> None:
+    """Give this process its own random streams for dropout and the image pools."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    trainer.pool_A.rng.manual_seed(seed + 1)
+    trainer.pool_B.rng.manual_seed(seed + 2)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -315,7 +375,11 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train (or with ``cfg.resume`` continue) a CycleGAN run in ``cfg.run_dir``."""
+    """Train (or with ``cfg.resume`` continue) a CycleGAN run in ``cfg.run_dir``.
+
+    Under ``torchrun`` every process runs this: each trains on its share of every epoch's batches, and
+    rank 0 alone logs and writes the run folder.
+    """
     if cfg.resume:
         cfg = resume_config(cfg)
     elif not cfg.domain_a or not cfg.domain_b:
@@ -323,29 +387,43 @@ def train(cfg: TrainConfig) -> TrainResult:
     validate(cfg)
     files_a = domain_folder(cfg.domain_a, "domain A folder")
     files_b = domain_folder(cfg.domain_b, "domain B folder")
-    device = resolve_device(cfg.device)
+    world, device = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, files_a, files_b, world, device)
+    finally:
+        distributed.shutdown(world)
+
+
+def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: distributed.World,
+           device: torch.device) -> TrainResult:
+    main = world.is_main
     precision = resolve_precision(cfg.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    trainer = Trainer(cfg, device, precision)
+    trainer = Trainer(cfg, device, precision, distributed=world.enabled)
     step = epoch = batch_in_epoch = 0
     wandb_id = None
     if cfg.resume:
         state = load_state(run_dir / "latest.pt")
         trainer.load_state_dict(state["trainer"])
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng"], device)
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         wandb_id = state.get("wandb_id")
-        log.info("resuming %s at epoch %d, step %d", run_dir, epoch + 1, step)
+        if main:
+            log.info("resuming %s at epoch %d, step %d", run_dir, epoch + 1, step)
+    if world.rank:  # latest.pt holds rank 0's random streams; the other ranks derive theirs
+        seed_rank(trainer, sample_seed(cfg.seed, step, world.rank, 4))
 
     dataset = UnpairedDataset(files_a, files_b, Augment(cfg.preprocess, cfg.load_size, cfg.image_size, cfg.flip),
                               seed=cfg.seed)
-    batches = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, epoch, cfg.total_epochs, batch_in_epoch)
+    batches = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, epoch, cfg.total_epochs, batch_in_epoch,
+                           rank=world.rank, world_size=world.world_size)
     steps_per_epoch = batches.batches_per_epoch
     total_steps = cfg.total_epochs * steps_per_epoch
     if cfg.max_steps:
@@ -357,13 +435,18 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
 
     config = to_dict(cfg)
-    write_json(run_dir / "config.json", {**config, "versions": _versions(), "files": {
-        "domain_a": str(Path(cfg.domain_a).resolve()), "domain_b": str(Path(cfg.domain_b).resolve()),
-        "n_a": len(files_a), "n_b": len(files_b)}})
-    tracker = Tracker(run_dir, cfg.wandb_mode, cfg.wandb_project, cfg.name, config, run_id=wandb_id)
+    if main:
+        write_json(run_dir / "config.json", {**config, "versions": _versions(), "world_size": world.world_size,
+                                             "files": {"domain_a": str(Path(cfg.domain_a).resolve()),
+                                                       "domain_b": str(Path(cfg.domain_b).resolve()),
+                                                       "n_a": len(files_a), "n_b": len(files_b)}})
+    tracker = Tracker(run_dir, cfg.wandb_mode if main else "disabled", cfg.wandb_project, cfg.name, config,
+                      run_id=wandb_id)
 
     def save() -> None:
-        state = {"trainer": trainer.state_dict(), "rng": rng_state(), "step": step, "epoch": epoch,
+        if not main:
+            return
+        state = {"trainer": trainer.state_dict(), "rng": rng_state(device), "step": step, "epoch": epoch,
                  "batch_in_epoch": batch_in_epoch, "wandb_id": tracker.run_id, "config": config}
         save_state(run_dir / "latest.pt", state)
         meta = {"step": step, "epoch": epoch, "name": cfg.name}
@@ -375,10 +458,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     in_step = False
     t_last, step_last = time.perf_counter(), step
     t_report = 0.0  # last progress line written when stderr is not a terminal
-    log.info("training %s: %d A / %d B images, %d steps per epoch, %d epochs, device %s, %s",
-             cfg.name, len(files_a), len(files_b), steps_per_epoch, cfg.total_epochs, device, precision)
+    if main:
+        log.info("training %s: %d A / %d B images, %d steps per epoch, %d epochs, device %s, %s%s",
+                 cfg.name, len(files_a), len(files_b), steps_per_epoch, cfg.total_epochs, device, precision,
+                 f", {world.world_size} processes" if world.enabled else "")
     try:
-        with StopSignal() as stop, progress_bar() as bar:
+        with StopSignal() as stop, progress_bar(disable=not main) as bar:
             task = bar.add_task(cfg.name, total=total_steps, completed=step, rate="", info="")
             for batch in loader if step < total_steps else []:
                 for msg in batch["bad"]:
@@ -397,7 +482,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 in_step = False
                 bar.update(task, advance=1)
 
-                if step % cfg.log_every == 0 or step == total_steps:
+                if main and (step % cfg.log_every == 0 or step == total_steps):
                     values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(),
                                       strict=True))  # one host sync per logging interval
                     now = time.perf_counter()
@@ -412,7 +497,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                         log.info("step %d/%d epoch %d  %.2f it/s  %s", step, total_steps, epoch + 1, rate, info)
                     if not all(math.isfinite(v) for v in values.values()):
                         log.warning("non-finite loss at step %d: %s", step, values)
-                if step == 1 or step % cfg.sample_every == 0 or step == total_steps:
+                if main and (step == 1 or step % cfg.sample_every == 0 or step == total_steps):
                     _save_sample(trainer, run_dir, step, tracker)
 
                 if batch_in_epoch == steps_per_epoch:  # epoch finished
@@ -421,9 +506,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                     batch_in_epoch = 0
                     bar.update(task, description=f"{cfg.name} epoch {min(epoch + 1, cfg.total_epochs)}")
                     save()
-                    if epoch % cfg.save_every == 0 or epoch == cfg.total_epochs:
+                    if main and (epoch % cfg.save_every == 0 or epoch == cfg.total_epochs):
                         _snapshot(trainer, run_dir, epoch)
-                if stop.received is not None:
+                # A signal may reach one rank only, or the ranks at different steps: all stop at the same one.
+                if world.any(stop.received is not None):
                     interrupted = True
                     break
                 if step >= total_steps:
@@ -431,16 +517,19 @@ def train(cfg: TrainConfig) -> TrainResult:
     except BaseException:
         if not in_step:  # the state is consistent between steps: keep what was learned
             save()
-            log.warning("stopped by an error; progress saved to %s (continue with --resume)", run_dir / "latest.pt")
+            if main:
+                log.warning("stopped by an error; progress saved to %s (continue with --resume)",
+                            run_dir / "latest.pt")
         raise
     finally:
         tracker.finish()
     save()
-    if interrupted:
+    if main and interrupted:
         log.warning("interrupted at step %d; continue with: cyclegan train --name %s --checkpoints-dir %s --resume",
                     step, cfg.name, cfg.checkpoints_dir)
-    else:
+    elif main:
         log.info("done: %d steps; generators in %s", step, run_dir)
+    world.barrier()  # torchrun stops all ranks when one exits with an error (130 here): not before rank 0 saved
     return TrainResult(run_dir, step, epoch, interrupted)
 
 
