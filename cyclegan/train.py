@@ -131,8 +131,8 @@ class Discriminators(nn.Module):
         super().__init__()
         self.D_A, self.D_B = D_A, D_B
 
-    def forward(self, images_A: list[torch.Tensor], images_B: list[torch.Tensor]) \
-            -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(self, images_A: list[torch.Tensor],
+                images_B: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         return [self.D_A(x) for x in images_A], [self.D_B(x) for x in images_B]
 
 
@@ -189,18 +189,19 @@ class Trainer:
         if problem:
             log.warning("--compile: torch.compile cannot run here (%s); training without it", problem)
             return nets
-        # Fixed shapes: at most two batch sizes occur (the full one and an epoch's last), each compiled once.
-        return [torch.compile(net, dynamic=False) for net in nets]
+        # Cropped training images have one size and at most two batch sizes occur (the full one and an
+        # epoch's last): compile each shape as it is. Uncropped images vary in size: compile for any size.
+        dynamic = None if "crop" not in self.cfg.preprocess else False
+        return [torch.compile(net, dynamic=dynamic) for net in nets]
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step of both generators and both discriminators; returns detached losses."""
         cfg = self.cfg
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_identity * cfg.lambda_cycle
-        discriminators = [self.nets.D_A, self.nets.D_B]
         losses: dict[str, torch.Tensor] = {}
 
         # Generators, with the discriminators frozen so their weights get no gradient from this loss.
-        set_requires_grad(discriminators, False)
+        set_requires_grad([self.discriminators], False)
         self.opt_G.zero_grad(set_to_none=True)
         with autocast(self.device, self.precision):
             out = self.train_G(real_A, real_B)
@@ -217,7 +218,7 @@ class Trainer:
         self.scaler.step(self.opt_G)
 
         # Discriminators, on real images and on (pooled, detached) fakes.
-        set_requires_grad(discriminators, True)
+        set_requires_grad([self.discriminators], True)
         self.opt_D.zero_grad(set_to_none=True)
         pooled_A, pooled_B = self.pool_A.query(out["fake_A"]), self.pool_B.query(out["fake_B"])
         with autocast(self.device, self.precision):
@@ -417,6 +418,11 @@ def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: di
         wandb_id = state.get("wandb_id")
         if main:
             log.info("resuming %s at epoch %d, step %d", run_dir, epoch + 1, step)
+        if state.get("world_size", 1) != world.world_size:  # each process's batches are a different share now
+            batch_in_epoch = batch_in_epoch * state.get("world_size", 1) // world.world_size
+            if main and batch_in_epoch:
+                log.warning("resuming %d-process training with %d processes: the rest of this epoch is "
+                            "approximate (the next epochs are exact)", state.get("world_size", 1), world.world_size)
     if world.rank:  # latest.pt holds rank 0's random streams; the other ranks derive theirs
         seed_rank(trainer, sample_seed(cfg.seed, step, world.rank, 4))
 
@@ -447,7 +453,8 @@ def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: di
         if not main:
             return
         state = {"trainer": trainer.state_dict(), "rng": rng_state(device), "step": step, "epoch": epoch,
-                 "batch_in_epoch": batch_in_epoch, "wandb_id": tracker.run_id, "config": config}
+                 "batch_in_epoch": batch_in_epoch, "world_size": world.world_size, "wandb_id": tracker.run_id,
+                 "config": config}
         save_state(run_dir / "latest.pt", state)
         meta = {"step": step, "epoch": epoch, "name": cfg.name}
         save_generator(run_dir / "G_AB.safetensors", trainer.nets.G_AB, trainer.spec, {**meta, "direction": "AtoB"})
