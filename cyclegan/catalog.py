@@ -8,6 +8,7 @@ module that touches the network.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from dataclasses import dataclass
@@ -215,7 +216,28 @@ def ensure_dataset(name: str, root: str | Path | None = None, download: bool = T
             f"dataset {dataset.name} is not in {data_root(root)}/ and downloads are off (--no-download): "
             f"run `cyclegan datasets download {dataset.name}` first, or drop --no-download"
         )
-    return install_dataset(dataset_url(dataset.name), data_root(root), dataset.name)
+    # Several processes may want it at once (every rank under torchrun): one downloads, the others wait.
+    with _exclusive(data_root(root) / f".{dataset.name}.lock"):
+        if is_dataset(folder):
+            return folder
+        return install_dataset(dataset_url(dataset.name), data_root(root), dataset.name)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an exclusive lock on the file ``path`` (on POSIX systems; elsewhere this does nothing)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _classify(value: str, root: Path) -> Path | tuple[str, str] | str:

@@ -165,3 +165,21 @@ def test_gpus_needs_that_many_gpus(image_dirs):
     a, b = image_dirs
     result = runner.invoke(app, ["train", "--domainA", str(a), "--domainB", str(b), "--gpus", "64"])
     assert result.exit_code == 2 and "--gpus 64" in result.output and "--device cpu" in result.output
+
+
+def test_processes_starting_together_download_a_dataset_once(tmp_path, monkeypatch):
+    # every rank under torchrun resolves a named dataset: one must download it while the others wait
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cyclegan.catalog import ensure_dataset
+    from tests.fileserver import FileServer, dataset_zip
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with FileServer(tmp_path / "served") as server:
+        dataset_zip(server.folder / "datasets" / "monet2photo.zip", "monet2photo", n=2)
+        monkeypatch.setenv("CYCLEGAN_DATASETS_URL", f"{server.url}/datasets")
+        with ThreadPoolExecutor(3) as pool:
+            folders = list(pool.map(lambda _: ensure_dataset("monet2photo", tmp_path / "data"), range(3)))
+    assert folders == [tmp_path / "data" / "monet2photo"] * 3
+    assert len(list((folders[0] / "trainA").iterdir())) == 2
+    assert server.requests == [("datasets/monet2photo.zip", None)]
