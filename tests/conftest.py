@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-from PIL import Image
+# Tests run tiny networks, where OpenMP threads spinning against data workers and the extra processes
+# of the distributed tests cost far more than they gain. Set before torch loads; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CYCLEGAN_SHARED", REPO.parent / "shared"))
-
-# Two CPU cores: keep torch from oversubscribing them when pytest and data workers run together.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def shared_path(*parts: str) -> Path:
