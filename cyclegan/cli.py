@@ -310,5 +310,31 @@ def _given_options(ctx: typer.Context, skip: set[str], values: dict) -> list[str
     return args
 
 
+@app.command()
+@user_errors
+def evaluate(
+    target: Annotated[str, typer.Argument(metavar="FAKE_DIR", help="Folder of generated images.")],
+    real_dir: Annotated[str, typer.Argument(metavar="REAL_DIR", help="Folder of real images.")],
+    inception: Annotated[
+        str | None,
+        typer.Option(help="FID Inception TorchScript file (default: downloaded once to the torch cache)."),
+    ] = None,
+    json_path: Annotated[str | None, typer.Option("--json", help="Write the scores to this file.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per Inception batch.")] = 50,
+    workers: Annotated[int, typer.Option(help="Image decoding processes.")] = 4,
+) -> None:
+    """FID and KID between a folder of generated images and a folder of real ones.
+
+    Both use the standard FID Inception network; KID (mean ± std over 100 subsets) is the one to trust
+    on small sets. Lower is better.
+    """
+    from .config import EvalConfig
+    from .metrics import evaluate_folders
+
+    cfg = EvalConfig(**{k: v for k, v in locals().items() if k in EvalConfig.__dataclass_fields__})
+    evaluate_folders(cfg)
+
+
 if __name__ == "__main__":
     app()

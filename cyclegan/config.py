@@ -114,3 +114,16 @@ class TranslateConfig:
     channels_last: bool = True
     compile: bool = False
     progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """Options of ``cyclegan evaluate``."""
+
+    target: str = ""  # a folder of generated images, or a run folder
+    real_dir: str | None = None  # the real images to compare a folder of generated ones with
+    inception: str | None = None  # FID Inception TorchScript; None: the cached download
+    json_path: str | None = None
+    device: str = "auto"
+    batch_size: int = 50
+    workers: int = 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 # Tests run tiny networks, where OpenMP threads spinning against data workers and the extra processes
@@ -53,3 +54,35 @@ def make_folder(root: Path, n: int, size=(32, 32), ext: str = ".png", seed: int 
 def image_dirs(tmp_path: Path) -> tuple[Path, Path]:
     """Two small unpaired domains: 4 images in A, 3 in B."""
     return make_folder(tmp_path / "A", 4, seed=0), make_folder(tmp_path / "B", 3, seed=100)
+
+
+class TinyInception(torch.nn.Module):
+    """Stands in for the FID Inception network with its contract ([N, 3, 299, 299] input scaled
+    ``(x - 128) / 128`` → ``[N, dim]`` features) and random weights, so metric tests run in milliseconds."""
+
+    def __init__(self, dim: int = 16):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, dim, 5, stride=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[2] == 299 and x.shape[3] == 299, "the FID network takes 299x299 input"
+        return torch.tanh(self.conv(x)).mean(dim=(2, 3))
+
+
+def save_tiny_inception(path: Path, dim: int = 16, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    save_torchscript(TinyInception(dim).eval(), path)
+    return path
+
+
+def save_torchscript(net: torch.nn.Module, path: Path) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's nudge towards torch.export
+        torch.jit.save(torch.jit.script(net), str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_inception(tmp_path: Path) -> Path:
+    """A TorchScript file with the FID Inception contract (16 features, random weights)."""
+    return save_tiny_inception(tmp_path / "tiny_inception.pt")
