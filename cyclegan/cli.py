@@ -96,6 +96,9 @@ def train(
     wandb_project: Annotated[str, typer.Option(help="W&B project name.")] = "cyclegan",
     resume: Annotated[bool, typer.Option(help="Continue the run NAME exactly where it stopped.")] = False,
     gpus: Annotated[int, typer.Option(help="Train on N GPUs of this machine: runs this command under `torchrun --nproc-per-node N` (with --device cpu: N CPU processes).")] = 1,
+    eval_every: Annotated[int, typer.Option(help="FID/KID on the test split every N epochs; 0: off.")] = 0,
+    test_dir: Annotated[str | None, typer.Option(help="Dataset folder with testA/ and testB/ for --eval-every (default: beside the training folders).")] = None,
+    inception: Annotated[str | None, typer.Option(help="FID Inception TorchScript file (default: downloaded once into the torch cache).")] = None,
 ) -> None:
     """Train a CycleGAN on two unpaired image folders.
 
@@ -315,10 +318,7 @@ def _given_options(ctx: typer.Context, skip: set[str], values: dict) -> list[str
 def evaluate(
     target: Annotated[str, typer.Argument(metavar="FAKE_DIR", help="Folder of generated images.")],
     real_dir: Annotated[str, typer.Argument(metavar="REAL_DIR", help="Folder of real images.")],
-    inception: Annotated[
-        str | None,
-        typer.Option(help="FID Inception TorchScript file (default: downloaded once to the torch cache)."),
-    ] = None,
+    inception: Annotated[str | None, typer.Option(help="FID Inception TorchScript file (default: downloaded once into the torch cache).")] = None,
     json_path: Annotated[str | None, typer.Option("--json", help="Write the scores to this file.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per Inception batch.")] = 50,

@@ -80,6 +80,10 @@ class TrainConfig:
     wandb_mode: str = "auto"  # auto: online when logged in to W&B, offline otherwise
     wandb_project: str = "cyclegan"
     resume: bool = False
+    # evaluation during training
+    eval_every: int = 0  # epochs between FID/KID evaluations on the test split; 0: never
+    test_dir: str | None = None  # holds testA/ and testB/; None: beside trainA/ and trainB/
+    inception: str | None = None  # FID Inception TorchScript; None: the cached download
 
     @property
     def run_dir(self) -> Path:

@@ -13,7 +13,9 @@ usual eigendecomposition takes tens of seconds on a CPU (checked against torchme
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,12 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 from torch.hub import download_url_to_file
 from torch.utils.data import DataLoader, Dataset
 
 from .data import image_folder, try_load_image
 from .errors import UserError
+from .runtime import autocast
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +117,8 @@ def load_inception(path: str | Path | None = None, device: str | torch.device = 
 
 
 class _Images(Dataset):
-    def __init__(self, paths: Sequence[Path]):
-        self.paths = list(paths)
+    def __init__(self, paths: Sequence[Path], size: int | None = None):
+        self.paths, self.size = list(paths), size
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -123,7 +127,10 @@ class _Images(Dataset):
         loaded = try_load_image(self.paths[i])
         if loaded is None:
             return None
-        return torch.from_numpy(np.asarray(loaded[0], dtype=np.uint8).copy()).permute(2, 0, 1)
+        img = loaded[0]
+        if self.size:  # the test-time transform of the original release: a bicubic resize to a square
+            img = img.resize((self.size, self.size), Image.BICUBIC)
+        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def _keep_loaded(batch: list) -> list[torch.Tensor]:
@@ -131,7 +138,7 @@ def _keep_loaded(batch: list) -> list[torch.Tensor]:
 
 
 def _same_size_stacks(images: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-    """Stack images into batches of equal size (folders may mix sizes; resizing happens on the device)."""
+    """Stack images into batches of equal size (folders may mix sizes)."""
     groups: dict[tuple, list[torch.Tensor]] = defaultdict(list)
     for t in images:
         groups[tuple(t.shape)].append(t)
@@ -139,12 +146,41 @@ def _same_size_stacks(images: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
         yield torch.stack(group)
 
 
+def image_batches(
+    paths: Sequence[Path], size: int | None = None, batch_size: int = 50, workers: int = 0, label: str = "images"
+) -> Iterator[torch.Tensor]:
+    """uint8 ``[B, 3, H, W]`` batches of the readable images among ``paths`` (unreadable ones are skipped
+    with a warning), at their own size or resized to ``size``×``size``, with a progress bar."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    loader = DataLoader(_Images(paths, size), batch_size=batch_size, num_workers=workers, collate_fn=_keep_loaded)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(label, total=len(paths))
+        for batch in loader:
+            yield from _same_size_stacks(batch)
+            progress.advance(task, len(batch))
+
+
+@torch.no_grad()
+def translate_batches(
+    batches: Iterable[torch.Tensor], generator: nn.Module, device: torch.device, precision: str = "fp32"
+) -> Iterator[torch.Tensor]:
+    """Run uint8 batches through a generator; its outputs come back as uint8, as if saved as PNG."""
+    for batch in batches:
+        x = batch.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        with autocast(device, precision):
+            y = generator(x)
+        yield y.float().clamp(-1, 1).add(1).mul(127.5).round().byte()
+
+
 @torch.no_grad()
 def extract_features(
-    images: Iterable[torch.Tensor], extractor: InceptionFeatures, device: str | torch.device = "cpu"
+    batches: Iterable[torch.Tensor], extractor: InceptionFeatures, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
     """Features ``[N, D]`` (float64, CPU) of an iterable of uint8 ``[B, 3, H, W]`` batches."""
-    feats = [extractor(batch.to(device, non_blocking=True)).cpu() for batch in images]
+    feats = [extractor(batch.to(device, non_blocking=True)).cpu() for batch in batches]
     if not feats:
         return torch.zeros(0, extractor.num_features, dtype=torch.float64)
     return torch.cat(feats)
@@ -158,24 +194,9 @@ def folder_features(
     workers: int = 0,
     label: str = "images",
 ) -> torch.Tensor:
-    """Features of the readable images among ``paths``; unreadable ones are skipped with a warning."""
-    from rich.console import Console
-    from rich.progress import Progress
-
-    console = Console(stderr=True)
-    loader = DataLoader(
-        _Images(paths), batch_size=batch_size, num_workers=workers, collate_fn=_keep_loaded,
-        pin_memory=torch.device(device).type == "cuda",
-    )
-
-    def batches() -> Iterator[torch.Tensor]:
-        with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
-            task = progress.add_task(f"Inception features: {label}", total=len(paths))
-            for batch in loader:
-                yield from _same_size_stacks(batch)
-                progress.advance(task, len(batch))
-
-    return extract_features(batches(), extractor, device)
+    """Features of the readable images among ``paths``, each at its own size."""
+    batches = image_batches(paths, batch_size=batch_size, workers=workers, label=f"Inception features: {label}")
+    return extract_features(batches, extractor, device)
 
 
 @dataclass
@@ -296,3 +317,76 @@ def print_scores(rows: dict[str, Scores], title: str = "FID / KID") -> None:
     from rich.console import Console
 
     Console().print(scores_table(rows, title))
+
+
+def find_test_split(
+    test_dir: str | Path | None, domain_a: str | Path = "", domain_b: str | Path = ""
+) -> tuple[Path, Path]:
+    """The test folders of both domains: ``TEST_DIR/testA`` and ``testB``, or, without ``test_dir``, the
+    ``testA``/``testB`` folders beside training folders named ``trainA``/``trainB``."""
+    if test_dir:
+        pair = Path(test_dir) / "testA", Path(test_dir) / "testB"
+        if not all(p.is_dir() for p in pair):
+            raise UserError(f"--test-dir {str(test_dir)!r} must hold testA/ and testB/ folders of test images")
+        return pair
+    guess = [Path(d).parent / Path(d).name.replace("train", "test", 1) for d in (domain_a, domain_b)]
+    if all(Path(d).name.startswith("train") for d in (domain_a, domain_b)) and all(p.is_dir() for p in guess):
+        return guess[0], guess[1]
+    raise UserError("no test split found beside the training folders: pass --test-dir DATASET, a folder holding "
+                    "testA/ and testB/")
+
+
+class TrainingEval:
+    """FID/KID of both generators on the test split during training; keeps the best generators in ``best/``.
+
+    The real test images are read and their features extracted once. Test images go through the
+    original release's test transform (a bicubic resize to the training crop size), the real ones too, so
+    the generator is the only difference. "Best" is the lowest KID averaged over both directions.
+    """
+
+    def __init__(self, test_a: Path, test_b: Path, image_size: int, run_dir: Path, device: torch.device,
+                 precision: str = "fp32", inception: str | None = None, batch_size: int = 16):
+        self.files = {"A": image_folder(test_a, "test folder"), "B": image_folder(test_b, "test folder")}
+        self.size, self.device, self.precision, self.batch_size = image_size, device, precision, batch_size
+        self.best_dir = run_dir / "best"
+        self.extractor = load_inception(inception, device)
+        self.real = {d: extract_features(self._batches(d), self.extractor, device) for d in ("A", "B")}
+        best = self.best_dir / "metrics.json"
+        self.best_kid = json.loads(best.read_text())["kid"] if best.is_file() else math.inf  # kept over --resume
+
+    def _batches(self, domain: str) -> Iterator[torch.Tensor]:
+        return image_batches(self.files[domain], self.size, self.batch_size, label=f"evaluating on test{domain}")
+
+    def scores(self, G_AB: nn.Module, G_BA: nn.Module) -> dict[str, Scores]:
+        out = {}
+        for name, gen, src, dst in (("AtoB", G_AB, "A", "B"), ("BtoA", G_BA, "B", "A")):
+            was_training = gen.training
+            gen.eval()
+            fake = translate_batches(self._batches(src), gen, self.device, self.precision)
+            out[name] = fid_kid(self.real[dst], extract_features(fake, self.extractor, self.device))
+            gen.train(was_training)
+        return out
+
+    def __call__(self, G_AB: nn.Module, G_BA: nn.Module, spec, epoch: int, step: int) -> dict[str, float]:
+        """Score the generators; returns the numbers to log. Leaves every random stream as it was, so a
+        run with evaluation trains exactly like one without."""
+        from .checkpoint import save_generator, write_json
+
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            scores = self.scores(G_AB, G_BA)
+        kid = sum(s.kid_mean for s in scores.values()) / len(scores)
+        logged = {f"eval/{d}/{k}": v for d, s in scores.items() for k, v in s.to_dict().items()
+                  if not k.startswith("n_")}
+        logged["eval/kid"] = kid
+        log.info("epoch %d: %s", epoch, "  ".join(
+            f"{d} FID {s.fid:.1f} KID×10³ {1e3 * s.kid_mean:.2f}±{1e3 * s.kid_std:.2f}" for d, s in scores.items()))
+        if kid < self.best_kid:
+            self.best_kid = kid
+            meta = {"epoch": epoch, "step": step}
+            save_generator(self.best_dir / "G_AB.safetensors", G_AB, spec, {**meta, "direction": "AtoB"})
+            save_generator(self.best_dir / "G_BA.safetensors", G_BA, spec, {**meta, "direction": "BtoA"})
+            write_json(self.best_dir / "metrics.json",
+                       {**meta, "kid": kid, **{d: s.to_dict() for d, s in scores.items()}})
+            log.info("new best (mean KID×10³ %.2f): generators saved to %s", 1e3 * kid, self.best_dir)
+        return logged

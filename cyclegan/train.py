@@ -300,6 +300,7 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.image_size >= 16, "--image-size must be at least 16"),
         (cfg.max_steps is None or cfg.max_steps >= 1, "--max-steps must be at least 1"),
         (cfg.save_every >= 1 and cfg.sample_every >= 1 and cfg.log_every >= 1, "intervals must be at least 1"),
+        (cfg.eval_every >= 0, "--eval-every must be 0 (never) or more"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -313,7 +314,7 @@ def validate(cfg: TrainConfig) -> None:
 
 # Options that may change when a run is resumed: how it runs, not what it learns.
 RESUMABLE_OVERRIDES = ("max_steps", "device", "workers", "wandb_mode", "log_every", "sample_every", "save_every",
-                       "compile")
+                       "compile", "eval_every", "test_dir", "inception")
 
 
 def resume_config(cfg: TrainConfig) -> TrainConfig:
@@ -404,6 +405,12 @@ def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: di
     run_dir = cfg.run_dir
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+    evaluator = None
+    if cfg.eval_every and main:  # set up first: a missing test split or FID network stops before any training
+        from .metrics import TrainingEval, find_test_split
+
+        test_a, test_b = find_test_split(cfg.test_dir, cfg.domain_a, cfg.domain_b)
+        evaluator = TrainingEval(test_a, test_b, cfg.image_size, run_dir, device, precision, cfg.inception)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -515,6 +522,8 @@ def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: di
                     save()
                     if main and (epoch % cfg.save_every == 0 or epoch == cfg.total_epochs):
                         _snapshot(trainer, run_dir, epoch)
+                    if evaluator and (epoch % cfg.eval_every == 0 or epoch == cfg.total_epochs):
+                        tracker.log(evaluator(trainer.nets.G_AB, trainer.nets.G_BA, trainer.spec, epoch, step), step)
                 # A signal may reach one rank only, or the ranks at different steps: all stop at the same one.
                 if world.any(stop.received is not None):
                     interrupted = True
