@@ -316,25 +316,39 @@ def _given_options(ctx: typer.Context, skip: set[str], values: dict) -> list[str
 @app.command()
 @user_errors
 def evaluate(
-    target: Annotated[str, typer.Argument(metavar="FAKE_DIR", help="Folder of generated images.")],
-    real_dir: Annotated[str, typer.Argument(metavar="REAL_DIR", help="Folder of real images.")],
+    target: Annotated[str, typer.Argument(metavar="FAKE_DIR|RUN", help="A folder of generated images, or a run folder (checkpoints/NAME) to evaluate on its test split.")],
+    real_dir: Annotated[str | None, typer.Argument(metavar="[REAL_DIR]", help="The real images to compare FAKE_DIR with.")] = None,
+    json_path: Annotated[str | None, typer.Option("--json", help="FAKE_DIR REAL_DIR: also write the scores to this JSON file.")] = None,
+    test_dir: Annotated[str | None, typer.Option(help="RUN: dataset folder with testA/ and testB/ (default: beside the run's training folders).")] = None,
+    direction: Annotated[str, typer.Option(help="RUN: AtoB, BtoA or both.")] = "both",
+    max_images: Annotated[int | None, typer.Option(help="RUN: score a fixed random sample of this many test inputs (NST is slow).")] = None,
+    baseline: Annotated[str | None, typer.Option(help="RUN: nst also scores neural style transfer of the same inputs.")] = None,
+    style: Annotated[str | None, typer.Option(help="NST: one style image for every input.")] = None,
+    style_dir: Annotated[str | None, typer.Option(help="NST: style images taken in turn, one per input (default: the run's training images of the target domain).")] = None,
+    nst_steps: Annotated[int, typer.Option(help="NST: optimisation steps per image.")] = 300,
+    nst_size: Annotated[int | None, typer.Option(help="NST: long side of the outputs (default: that of the test images).")] = None,
+    vgg_weights: Annotated[str | None, typer.Option(help="NST: VGG19 weights file (default: torchvision's download).")] = None,
+    wandb_mode: Annotated[str, typer.Option(help="RUN: log the table to the run's W&B run: auto, online, offline or disabled.")] = "auto",
     inception: Annotated[str | None, typer.Option(help="FID Inception TorchScript file (default: downloaded once into the torch cache).")] = None,
-    json_path: Annotated[str | None, typer.Option("--json", help="Write the scores to this file.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per Inception batch.")] = 50,
     workers: Annotated[int, typer.Option(help="Image decoding processes.")] = 4,
 ) -> None:
-    """FID and KID between a folder of generated images and a folder of real ones.
+    """FID and KID (lower is better) on the standard FID Inception network.
 
-    Both use the standard FID Inception network; KID (mean ± std over 100 subsets) is the one to trust
-    on small sets. Lower is better.
+    FAKE_DIR REAL_DIR: score a folder of generated images against real ones.
+
+    RUN: translate the test split with the run's generators and score each direction against the real
+    test images of the other domain, beside the untranslated inputs and, with --baseline nst, neural
+    style transfer. Writes RUN/metrics.json and RUN/eval.html (input | CycleGAN | NST).
+
+    KID (mean ± std over subsets) is the one to trust on small test sets.
     """
     from .config import EvalConfig
-    from .metrics import evaluate_folders
+    from .evaluate import evaluate as run_evaluation
 
     cfg = EvalConfig(**{k: v for k, v in locals().items() if k in EvalConfig.__dataclass_fields__})
-    evaluate_folders(cfg)
-
+    run_evaluation(cfg)
 
 if __name__ == "__main__":
     app()

@@ -122,12 +122,24 @@ class TranslateConfig:
 
 @dataclass
 class EvalConfig:
-    """Options of ``cyclegan evaluate``."""
+    """Options of ``cyclegan evaluate``: two image folders, or a run folder on its test split."""
 
     target: str = ""  # a folder of generated images, or a run folder
     real_dir: str | None = None  # the real images to compare a folder of generated ones with
+    json_path: str | None = None  # where to write the scores of two folders (a run gets RUN/metrics.json)
+    # a run
+    test_dir: str | None = None  # holds testA/ and testB/; None: beside the run's training folders
+    direction: str = "both"  # AtoB, BtoA or both
+    max_images: int | None = None  # a fixed random sample of the test inputs (NST is slow); None: all
+    baseline: str | None = None  # nst: also score neural style transfer of the same inputs
+    style: str | None = None  # one style image for every input
+    style_dir: str | None = None  # style images taken in turn; default: the run's target-domain training images
+    nst_steps: int = 300
+    nst_size: int | None = None  # long side of NST outputs; None: that of the test images
+    vgg_weights: str | None = None  # VGG19 for NST; None: torchvision's download
+    wandb_mode: str = "auto"
+    # both
     inception: str | None = None  # FID Inception TorchScript; None: the cached download
-    json_path: str | None = None
     device: str = "auto"
     batch_size: int = 50
     workers: int = 4

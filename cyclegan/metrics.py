@@ -279,46 +279,6 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor) -> Scores:
     return Scores(frechet_distance(real, fake), *kernel_distance(real, fake), n_fake, n_real)
 
 
-def evaluate_folders(cfg) -> Scores:
-    """``cyclegan evaluate FAKE_DIR REAL_DIR``: FID/KID of one folder against another."""
-    from .checkpoint import write_json
-    from .runtime import resolve_device
-
-    device = resolve_device(cfg.device)
-    fake_paths = image_folder(cfg.target, "fake image folder")
-    real_paths = image_folder(cfg.real_dir, "real image folder")
-    extractor = load_inception(cfg.inception, device)
-    kw = dict(extractor=extractor, device=device, batch_size=cfg.batch_size, workers=cfg.workers)
-    real = folder_features(real_paths, label=str(cfg.real_dir), **kw)
-    fake = folder_features(fake_paths, label=str(cfg.target), **kw)
-    scores = fid_kid(real, fake)
-    print_scores({str(cfg.target): scores}, title=f"FID / KID against {cfg.real_dir}")
-    if cfg.json_path:
-        write_json(cfg.json_path, scores.to_dict())
-        log.info("wrote %s", cfg.json_path)
-    return scores
-
-
-def scores_table(rows: dict[str, Scores], title: str = "FID / KID"):
-    """A rich table of scores; lower is better for all of them. KID is shown ×1000, as papers do."""
-    from rich.table import Table
-
-    table = Table(title=title, caption="lower is better · KID ×10³, mean ± std over subsets")
-    table.add_column("images")
-    for name in ("FID", "KID ×10³", "fake", "real"):
-        table.add_column(name, justify="right")
-    for name, s in rows.items():
-        kid = f"{1e3 * s.kid_mean:.2f} ± {1e3 * s.kid_std:.2f}"
-        table.add_row(name, f"{s.fid:.2f}", kid, str(s.n_fake), str(s.n_real))
-    return table
-
-
-def print_scores(rows: dict[str, Scores], title: str = "FID / KID") -> None:
-    from rich.console import Console
-
-    Console().print(scores_table(rows, title))
-
-
 def find_test_split(
     test_dir: str | Path | None, domain_a: str | Path = "", domain_b: str | Path = ""
 ) -> tuple[Path, Path]:

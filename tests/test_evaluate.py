@@ -1,17 +1,21 @@
-"""Evaluating runs: FID/KID during training (--eval-every)."""
+"""Evaluating runs: side by side with the references on the test split, and during training (--eval-every)."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from cyclegan import tracking
 from cyclegan.checkpoint import load_generator
 from cyclegan.cli import app
-from tests.conftest import make_folder
+from tests.conftest import make_folder, save_tiny_inception, shared_path
 
 runner = CliRunner()
 TINY = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--workers", "0",
@@ -22,13 +26,89 @@ def output(result) -> str:
     return " ".join(result.output.split())
 
 
-@pytest.fixture
-def dataset(tmp_path):
+def make_dataset(root: Path) -> Path:
     """A dataset folder laid out like the official ones, with a test split."""
-    root = tmp_path / "ds"
     for split, n, seed in (("trainA", 2, 0), ("trainB", 2, 100), ("testA", 3, 200), ("testB", 4, 300)):
         make_folder(root / split, n, seed=seed)
     return root
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return make_dataset(tmp_path / "ds")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """A run trained for two steps, its dataset and a tiny FID network, shared by the report tests."""
+    root = tmp_path_factory.mktemp("smoke")
+    ds = make_dataset(root / "ds")
+    train("--domainA", ds / "trainA", "--domainB", ds / "trainB", "--checkpoints-dir", root / "runs",
+          "--name", "smoke", "--max-steps", "2", *TINY)
+    return root / "runs" / "smoke", ds, save_tiny_inception(root / "tiny_inception.pt")
+
+
+def evaluate(*args, ok=True):
+    result = runner.invoke(app, ["evaluate", *map(str, args), "--workers", "0", "--wandb-mode", "disabled"])
+    if ok:
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def links(page: Path) -> list[Path]:
+    """Every image and link target of an HTML page, resolved against its folder."""
+    return [page.parent / unquote(u) for u in re.findall(r"(?:src|href)='([^']+)'", page.read_text())]
+
+
+def test_run_report_scores_translations_and_inputs(smoke_run):
+    run, ds, inception = smoke_run
+    evaluate(run, "--inception", inception)  # the test split is found beside the run's training folders
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    for direction, n_in, n_real in (("AtoB", 3, 4), ("BtoA", 4, 3)):
+        assert set(metrics[direction]) == {"do_nothing", "cyclegan"}
+        for scores in metrics[direction].values():
+            assert (scores["n_fake"], scores["n_real"]) == (n_in, n_real)
+            assert scores["fid"] >= 0 and scores["kid_std"] >= 0
+        assert metrics[direction]["cyclegan"] != metrics[direction]["do_nothing"]
+    fakes = sorted((run / "eval" / "AtoB" / "cyclegan").iterdir())
+    assert [p.stem for p in fakes] == sorted(p.stem for p in (ds / "testA").iterdir())
+    assert all(Image.open(p).size == (32, 32) for p in fakes)
+
+    page = run / "eval.html"
+    targets = links(page)
+    assert len(targets) == 2 * 2 * (3 + 4)  # thumbnail + full image, input and CycleGAN, every test image
+    assert all(t.is_file() for t in targets)
+    assert "CycleGAN" in page.read_text() and "NST" not in page.read_text()
+
+
+def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
+    run, ds, inception = smoke_run
+    evaluate(run, "--inception", inception, "--test-dir", ds, "--direction", "BtoA", "--max-images", "2")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "AtoB" not in metrics and metrics["BtoA"]["cyclegan"]["n_fake"] == 2
+    assert metrics["BtoA"]["do_nothing"]["n_fake"] == 2 and metrics["BtoA"]["cyclegan"]["n_real"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--style", "x.jpg"], "--baseline nst"),
+    (["--baseline", "cyclegan"], "--baseline"),
+    (["--direction", "sideways"], "--direction"),
+    (["--max-images", "1"], "--max-images"),
+    (["--test-dir", "nowhere"], "testA/ and testB/"),
+])
+def test_run_report_option_errors(smoke_run, args, message):
+    run, _, inception = smoke_run
+    result = evaluate(run, "--inception", inception, *args, ok=False)
+    assert result.exit_code == 2 and message in output(result)
+
+
+def test_folder_pair_refuses_run_options_and_run_needs_generators(tmp_path, tiny_inception):
+    a, b = make_folder(tmp_path / "a", 2), make_folder(tmp_path / "b", 2)
+    result = evaluate(a, b, "--baseline", "nst", "--inception", tiny_inception, ok=False)
+    assert result.exit_code == 2 and "--baseline" in output(result)
+    result = evaluate(a, "--inception", tiny_inception, ok=False)
+    assert result.exit_code == 2 and "not a run folder" in output(result)
 
 
 def train(*args):

@@ -10,7 +10,6 @@ import urllib.error
 
 import pytest
 import torch
-from conftest import TinyInception, make_folder, save_torchscript, shared_path, write_image
 from typer.testing import CliRunner
 
 from cyclegan import metrics
@@ -24,6 +23,7 @@ from cyclegan.metrics import (
     kid_subset_size,
     load_inception,
 )
+from tests.conftest import TinyInception, make_folder, save_torchscript, shared_path, write_image
 
 runner = CliRunner()
 
