@@ -305,14 +305,15 @@ class TrainingEval:
     """
 
     def __init__(self, test_a: Path, test_b: Path, image_size: int, run_dir: Path, device: torch.device,
-                 precision: str = "fp32", inception: str | None = None, batch_size: int = 16):
+                 precision: str = "fp32", inception: str | None = None, resume: bool = False, batch_size: int = 16):
         self.files = {"A": image_folder(test_a, "test folder"), "B": image_folder(test_b, "test folder")}
         self.size, self.device, self.precision, self.batch_size = image_size, device, precision, batch_size
         self.best_dir = run_dir / "best"
         self.extractor = load_inception(inception, device)
         self.real = {d: extract_features(self._batches(d), self.extractor, device) for d in ("A", "B")}
         best = self.best_dir / "metrics.json"
-        self.best_kid = json.loads(best.read_text())["kid"] if best.is_file() else math.inf  # kept over --resume
+        # A resumed run competes with its own best so far; a new run under an old name starts afresh.
+        self.best_kid = json.loads(best.read_text())["kid"] if resume and best.is_file() else math.inf
 
     def _batches(self, domain: str) -> Iterator[torch.Tensor]:
         return image_batches(self.files[domain], self.size, self.batch_size, label=f"evaluating on test{domain}")

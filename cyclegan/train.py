@@ -410,7 +410,8 @@ def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: di
         from .metrics import TrainingEval, find_test_split
 
         test_a, test_b = find_test_split(cfg.test_dir, cfg.domain_a, cfg.domain_b)
-        evaluator = TrainingEval(test_a, test_b, cfg.image_size, run_dir, device, precision, cfg.inception)
+        evaluator = TrainingEval(test_a, test_b, cfg.image_size, run_dir, device, precision, cfg.inception,
+                                 resume=cfg.resume)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)

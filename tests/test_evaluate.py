@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cyclegan import tracking
 from cyclegan.checkpoint import load_generator
 from cyclegan.cli import app
-from tests.conftest import make_folder, save_tiny_inception, shared_path
+from tests.conftest import make_folder, save_tiny_inception
 
 runner = CliRunner()
 TINY = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--workers", "0",
