@@ -403,8 +403,6 @@ def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: di
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     run_dir = cfg.run_dir
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
     evaluator = None
     if cfg.eval_every and main:  # set up first: a missing test split or FID network stops before any training
         from .metrics import TrainingEval, find_test_split
@@ -412,6 +410,8 @@ def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: di
         test_a, test_b = find_test_split(cfg.test_dir, cfg.domain_a, cfg.domain_b)
         evaluator = TrainingEval(test_a, test_b, cfg.image_size, run_dir, device, precision, cfg.inception,
                                  resume=cfg.resume)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
