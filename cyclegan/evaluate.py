@@ -307,7 +307,7 @@ def write_html(path: Path, run: Path, results: dict[str, DirectionResult], thumb
     parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(run.name)}: evaluation</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{padding:4px 8px;text-align:center}.scores td{text-align:right;border-top:1px solid #ddd}"
-             "img{display:block;max-width:160px}</style>",
+             "img{display:block;width:160px;height:auto}</style>",
              f"<h1>{html.escape(str(run))}</h1>",
              "<p>FID and KID against the real test images of the target domain; lower is better. "
              "KID ×10³, mean ± std over subsets.</p>"]
