@@ -196,22 +196,23 @@ def translate_inputs(run: Path, direction: str, inputs: list[Path], root: Path, 
 
 
 class NSTBaseline:
-    """Gatys et al. style transfer of each input towards a painting of the target domain.
+    """Gatys et al. style transfer of each input towards an image of the target domain.
 
     Style images: ``--style`` (one for every input), ``--style-dir`` or, by default, the target domain's
-    training images, taken in turn. Outputs are kept in the run folder and reused while the settings stay
-    the same, since each costs hundreds of VGG passes.
+    training images, taken in turn. Outputs stay in the run folder and are reused while what they were
+    made from (style, steps, size, VGG weights) is unchanged, since each costs hundreds of VGG passes.
     """
 
     def __init__(self, cfg: EvalConfig, device: torch.device):
         self.cfg, self.device = cfg, device
         self.features = None  # VGG19, loaded on first use and shared by every style
-        self.stylizers: dict[Path, object] = {}
-        self.settings: dict = {"steps": cfg.nst_steps, "size": cfg.nst_size, "vgg_weights": cfg.vgg_weights}
+        self.stylizers: dict[tuple[Path, int], object] = {}
         if cfg.style:
             image_folder(cfg.style, "style image")  # a missing style stops before any work
         elif cfg.style_dir:
             image_folder(cfg.style_dir, "style folder")
+        style = cfg.style or cfg.style_dir or "training images of the target domain"
+        self.settings = {"style": style, "steps": cfg.nst_steps, "vgg_weights": cfg.vgg_weights}
 
     def styles_for(self, train_dir: str, domain: str) -> list[Path]:
         if self.cfg.style:
@@ -227,55 +228,55 @@ class NSTBaseline:
         from .config import StylizeConfig
         from .nst import Stylizer, load_vgg19
 
-        if style not in self.stylizers:
+        if (style, size) not in self.stylizers:
             scfg = StylizeConfig(styles=[str(style)], size=size, steps=self.cfg.nst_steps,
                                  vgg_weights=self.cfg.vgg_weights, device=str(self.device))
             if self.features is None:
                 self.features = load_vgg19(scfg.vgg_weights, [*scfg.content_layers, *scfg.style_layers],
                                            scfg.pooling, self.device)
-            self.stylizers[style] = Stylizer(scfg, self.device, self.features)
-        return self.stylizers[style]
+            self.stylizers[style, size] = Stylizer(scfg, self.device, self.features)
+        return self.stylizers[style, size]
 
     def stylize(self, inputs: list[Path], root: Path, out_dir: Path, styles: list[Path]) -> dict[Path, Path | None]:
-        from .nst import save_image
-
-        first = try_load_image(inputs[0])
-        size = self.cfg.nst_size or (max(first[0].size) if first else 256)  # the test images' own size
-        choice = {src: styles[i % len(styles)] for i, src in enumerate(inputs)}
-        settings = {**self.settings, "size": size, "styles": {str(k): str(v) for k, v in choice.items()}}
-        record = out_dir / "settings.json"
-        old = json.loads(record.read_text()) if record.is_file() else None
-        if old is not None and (old.get("steps"), old.get("size"), old.get("vgg_weights")) != (
-                settings["steps"], settings["size"], settings["vgg_weights"]):
-            shutil.rmtree(out_dir)  # made with other settings: outputs of ours, stale now
-            old = None
-        old_styles = (old or {}).get("styles", {})
-        outputs: dict[Path, Path | None] = {}
+        """Stylise ``inputs`` (the i-th with ``styles[i % len(styles)]``) into ``out_dir``; returns the outputs."""
         from rich.progress import Progress
 
+        record = out_dir / "nst.json"  # what each output was made from
+        made = json.loads(record.read_text()) if record.is_file() else {}
+        outputs: dict[Path, Path | None] = {}
         with Progress(console=Console(stderr=True), transient=True) as progress:
             task = progress.add_task("NST baseline", total=len(inputs))
-            for src in inputs:
+            for i, src in enumerate(inputs):
                 dst = mirror_path(src, root, out_dir, ".png")
-                if not (dst.is_file() and old_styles.get(str(src)) == str(choice[src])):
-                    outputs[src] = self._stylize_one(src, dst, choice[src], size, save_image)
+                loaded = try_load_image(src)
+                if loaded is None:
+                    outputs[src] = None
+                    continue
+                # The test images' own size (long side), unless --nst-size says otherwise.
+                size = self.cfg.nst_size or max(loaded[0].size)
+                recipe = {"style": str(styles[i % len(styles)]), "steps": self.cfg.nst_steps, "size": size,
+                          "vgg_weights": self.cfg.vgg_weights}
+                key = dst.relative_to(out_dir).as_posix()
+                if not (dst.is_file() and made.get(key) == recipe):
+                    outputs[src] = self._stylize_one(loaded[0], dst, Path(recipe["style"]), size)
+                    made[key] = recipe
+                    write_json(record, made)
                 else:
                     outputs[src] = dst
                 progress.advance(task)
-        write_json(record, {**settings, "styles": {**old_styles, **settings["styles"]}})
-        self.settings = {k: v for k, v in settings.items() if k != "styles"}
         return outputs
 
-    def _stylize_one(self, src: Path, dst: Path, style: Path, size: int, save_image) -> Path | None:
-        loaded = try_load_image(src)
-        if loaded is None:
-            return None
+    def _stylize_one(self, content: Image.Image, dst: Path, style: Path, size: int) -> Path | None:
+        from .nst import save_image
+
         try:
-            image, _, _ = self._stylizer(style, size)(loaded[0])
+            image, _, _ = self._stylizer(style, size)(content)
             save_image(image, dst)
             return dst
-        except (OSError, RuntimeError, ValueError) as e:  # out of memory, say: score the rest
-            log.warning("NST failed on %s: %s", src, e)
+        except (OSError, RuntimeError, ValueError) as e:  # out of memory, say: score the others
+            log.warning("NST failed on %s: %s", dst.name, e)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
             return None
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cyclegan import tracking
 from cyclegan.checkpoint import load_generator
 from cyclegan.cli import app
-from tests.conftest import make_folder, save_tiny_inception
+from tests.conftest import make_folder, save_tiny_inception, shared_path, write_image
 
 runner = CliRunner()
 TINY = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--workers", "0",
@@ -88,6 +88,35 @@ def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert "AtoB" not in metrics and metrics["BtoA"]["cyclegan"]["n_fake"] == 2
     assert metrics["BtoA"]["do_nothing"]["n_fake"] == 2 and metrics["BtoA"]["cyclegan"]["n_real"] == 3
+
+
+def test_run_report_with_the_nst_baseline(smoke_run, tmp_path):
+    run, ds, inception = smoke_run
+    vgg = shared_path("weights/vgg19_features.pth")
+    nst = ["--baseline", "nst", "--nst-steps", "2", "--vgg-weights", vgg, "--max-images", "2"]
+    evaluate(run, "--inception", inception, *nst)  # style: the run's training images of the target domain
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    for direction in ("AtoB", "BtoA"):
+        assert set(metrics[direction]) == {"do_nothing", "cyclegan", "nst"}
+        assert metrics[direction]["nst"]["n_fake"] == 2
+    made = json.loads((run / "eval" / "BtoA" / "nst" / "nst.json").read_text())
+    assert sorted(Path(r["style"]).name for r in made.values()) == sorted(p.name for p in (ds / "trainA").iterdir())
+    outputs = sorted((run / "eval" / "BtoA" / "nst").glob("*.png"))
+    assert len(outputs) == 2 and all(Image.open(p).size == (32, 32) for p in outputs)
+    page = run / "eval.html"
+    assert "NST" in page.read_text() and all(t.is_file() for t in links(page))
+    assert len(links(page)) == 2 * 3 * (2 + 2)  # thumbnail + image; input, CycleGAN, NST; 2 inputs each way
+
+    # NST outputs are reused while their recipe holds, and redone when it changes.
+    stamp = {p: p.stat().st_mtime_ns for p in outputs}
+    evaluate(run, "--inception", inception, *nst, "--direction", "BtoA")
+    assert {p: p.stat().st_mtime_ns for p in outputs} == stamp
+    style = write_image(tmp_path / "style.png", size=(40, 24), seed=7)
+    evaluate(run, "--inception", inception, *nst, "--direction", "BtoA", "--style", style)
+    assert all(p.stat().st_mtime_ns != stamp[p] for p in outputs)
+    made = json.loads((run / "eval" / "BtoA" / "nst" / "nst.json").read_text())
+    assert {r["style"] for r in made.values()} == {str(style)}
 
 
 @pytest.mark.parametrize("args, message", [
