@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torch.hub import download_url_to_file
 from torch.utils.data import DataLoader, Dataset
 
 from .data import image_folder, try_load_image
@@ -72,19 +71,20 @@ class InceptionFeatures(nn.Module):
 
 
 def _fetch_inception() -> Path:
+    from .download import download
+
     path = default_inception_path()
     if path.is_file():
         return path
     log.info("downloading the FID Inception network (%s) to %s", INCEPTION_URL, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        download_url_to_file(INCEPTION_URL, str(path), progress=True)
-    except Exception as e:  # URLError, HTTPError, timeouts, SSL errors, a full disk...
+        download(INCEPTION_URL, path)
+    except UserError as e:
         raise UserError(
-            f"the FID Inception network is not cached at {path} and downloading it failed "
-            f"({type(e).__name__}: {e}). Offline, pass --inception PATH: a TorchScript FID Inception such "
-            f"as inception-2015-12-05.pt, copied from a machine that has it ({INCEPTION_URL})"
-        ) from e
+            f"the FID Inception network is not cached at {path} and downloading it failed ({e}). Offline, "
+            f"pass --inception PATH: a TorchScript FID Inception such as inception-2015-12-05.pt, copied "
+            f"from a machine that has it ({INCEPTION_URL})"
+        ) from None
     return path
 
 

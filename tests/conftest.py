@@ -76,6 +76,7 @@ def save_tiny_inception(path: Path, dim: int = 16, seed: int = 0) -> Path:
 
 
 def save_torchscript(net: torch.nn.Module, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit's nudge towards torch.export
         torch.jit.save(torch.jit.script(net), str(path))

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
-import urllib.error
 
 import pytest
 import torch
+from fileserver import FileServer
 from typer.testing import CliRunner
 
-from cyclegan import metrics
+from cyclegan import download, metrics
 from cyclegan.cli import app
 from cyclegan.errors import UserError
 from cyclegan.metrics import (
@@ -156,12 +153,12 @@ def test_evaluate_command_errors(tmp_path, tiny_inception):
 def test_offline_without_weights_names_inception_option(tmp_path, monkeypatch):
     calls = []
 
-    def no_network(url, dst, *args, **kwargs):
+    def no_network(url, dest, **kwargs):
         calls.append(url)
-        raise urllib.error.URLError("no route to host")
+        raise UserError(f"could not download {url} (no route to host) after 5 attempts")
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(metrics, "download_url_to_file", no_network)
+    monkeypatch.setattr(download, "download", no_network)
     folder = make_folder(tmp_path / "imgs", 3)
     result = runner.invoke(app, ["evaluate", str(folder), str(folder), "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 2
@@ -184,35 +181,20 @@ class StyleGANLikeInception(torch.nn.Module):
         return features if return_features else features[:, :8] * 100
 
 
-@pytest.fixture
-def http_root(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_downloads_once_into_the_torch_cache_and_uses_the_feature_layers(tmp_path, monkeypatch, http_root):
-    root, url = http_root
+def test_downloads_once_into_the_torch_cache_and_uses_the_feature_layers(tmp_path, monkeypatch):
     torch.manual_seed(0)
     net = StyleGANLikeInception().eval()
-    save_torchscript(net, root / "inception.pt")
+    save_torchscript(net, tmp_path / "served" / "inception.pt")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(metrics, "INCEPTION_URL", f"{url}/inception.pt")
-
-    extractor = load_inception(None)
-    assert metrics.default_inception_path().is_file()
+    with FileServer(tmp_path / "served") as server:
+        monkeypatch.setattr(metrics, "INCEPTION_URL", f"{server.url}/inception.pt")
+        extractor = load_inception(None)
+        assert metrics.default_inception_path().is_file()
+        assert load_inception(None).num_features == 16  # the second use reads the cache
+        assert [path for path, _ in server.requests] == ["inception.pt"]
     assert extractor.num_features == 16
     expected = net.layers(torch.full((1, 3, 299, 299), (77 - 128) / 128))
     torch.testing.assert_close(extractor(constant_images(77, n=1)), expected.double(), atol=1e-6, rtol=1e-5)
-
-    (root / "inception.pt").unlink()  # the second use reads the cache
-    assert load_inception(None).num_features == 16
 
 
 # --- with the real FID Inception network and real photos and paintings (../shared) ---------------------
