@@ -317,7 +317,7 @@ def _given_options(ctx: typer.Context, skip: set[str], values: dict) -> list[str
 @user_errors
 def evaluate(
     target: Annotated[str, typer.Argument(metavar="FAKE_DIR|RUN", help="A folder of generated images, or a run folder (checkpoints/NAME) to evaluate on its test split.")],
-    real_dir: Annotated[str | None, typer.Argument(metavar="[REAL_DIR]", help="The real images to compare FAKE_DIR with.")] = None,
+    real_dir: Annotated[str | None, typer.Argument(metavar="REAL_DIR", help="The real images to compare FAKE_DIR with.")] = None,
     json_path: Annotated[str | None, typer.Option("--json", help="FAKE_DIR REAL_DIR: also write the scores to this JSON file.")] = None,
     test_dir: Annotated[str | None, typer.Option(help="RUN: dataset folder with testA/ and testB/ (default: beside the run's training folders).")] = None,
     direction: Annotated[str, typer.Option(help="RUN: AtoB, BtoA or both.")] = "both",
