@@ -82,6 +82,31 @@ def test_run_report_scores_translations_and_inputs(smoke_run):
     assert "CycleGAN" in page.read_text() and "NST" not in page.read_text()
 
 
+def test_run_report_logs_the_table_to_the_runs_wandb_run(smoke_run, monkeypatch):
+    run, _, inception = smoke_run
+    calls = {}
+
+    class FakeTracker:
+        def __init__(self, run_dir, mode, project, name, config, run_id=None):
+            calls["init"] = (run_dir, mode, project, name, run_id)
+
+        def log_table(self, key, columns, rows, step=None):
+            calls["table"] = (key, columns, rows)
+
+        def finish(self):
+            calls["finished"] = True
+
+    monkeypatch.setattr(tracking, "Tracker", FakeTracker)
+    result = runner.invoke(app, ["evaluate", str(run), "--inception", str(inception), "--workers", "0",
+                                 "--wandb-mode", "offline"])
+    assert result.exit_code == 0, result.output
+    assert calls["init"] == (run, "offline", "cyclegan", "smoke", None)  # the training run (no W&B id here)
+    key, columns, rows = calls["table"]
+    assert columns[:3] == ["direction", "method", "fid"] and len(rows) == 4 and calls["finished"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert ["B→A", "CycleGAN", metrics["BtoA"]["cyclegan"]["fid"]] == rows[3][:3]
+
+
 def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
     run, ds, inception = smoke_run
     evaluate(run, "--inception", inception, "--test-dir", ds, "--direction", "BtoA", "--max-images", "2")
