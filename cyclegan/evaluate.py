@@ -139,8 +139,12 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, DirectionResult]:
     nst = NSTBaseline(cfg, device) if cfg.baseline == "nst" else None
     out_root = run / "eval"
 
+    cache: dict[tuple[Path, ...], torch.Tensor] = {}  # testA is one direction's input, the other's reference
+
     def features(paths: list[Path], label: str) -> torch.Tensor:
-        return folder_features(paths, extractor, device, cfg.batch_size, cfg.workers, label)
+        if tuple(paths) not in cache:
+            cache[tuple(paths)] = folder_features(paths, extractor, device, cfg.batch_size, cfg.workers, label)
+        return cache[tuple(paths)]
 
     results: dict[str, DirectionResult] = {}
     for name in DIRECTIONS if cfg.direction == "both" else [cfg.direction]:
