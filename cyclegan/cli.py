@@ -313,6 +313,80 @@ def _given_options(ctx: typer.Context, skip: set[str], values: dict) -> list[str
     return args
 
 
+def _split(text: str | None) -> list[str]:
+    """``"a,b c"`` → ``["a", "b", "c"]``: list options take commas or spaces."""
+    return (text or "").replace(",", " ").split()
+
+
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(v) for v in _split(text)]
+    except ValueError:
+        raise UserError(f"{option} takes numbers separated by commas, e.g. 0.7,0.3 (got {text!r})") from None
+
+
+@app.command()
+@user_errors
+def stylize(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="CONTENT STYLE... OUTPUT",
+            help="A content image or folder, one or more style images, and the output image or folder.",
+            show_default=False,
+        ),
+    ],
+    style_blend: Annotated[str | None, typer.Option(help="Weights of the style images, e.g. 0.7,0.3 (default: equal).")] = None,
+    size: Annotated[int, typer.Option(help="Long side of the output in pixels.")] = 512,
+    style_scale: Annotated[float, typer.Option(help="Long side of the style images relative to --size (smaller: finer strokes).")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Optimisation steps (one forward and backward pass through VGG19 each).")] = 300,
+    optimizer: Annotated[str, typer.Option(help="lbfgs (the paper's) or adam.")] = "lbfgs",
+    lr: Annotated[float, typer.Option(help="Adam learning rate (pixels are in [0, 1]).")] = 0.02,
+    content_weight: Annotated[float, typer.Option(help="Weight of the content loss.")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="Weight of the style (Gram matrix) loss.")] = 1e6,
+    tv_weight: Annotated[float, typer.Option(help="Weight of the total-variation loss (smooths noise); 0 disables it.")] = 0.0,
+    content_layers: Annotated[str, typer.Option(help="VGG19 layers of the content loss (convB_N or poolB).")] = "conv4_2",
+    style_layers: Annotated[str, typer.Option(help="VGG19 layers of the style loss.")] = "conv1_1,conv2_1,conv3_1,conv4_1,conv5_1",
+    pooling: Annotated[str, typer.Option(help="VGG pooling: max, or avg (smoother, as Gatys et al. suggest).")] = "max",
+    init: Annotated[str, typer.Option(help="Start from the content image, noise, or the (first) style image.")] = "content",
+    preserve_color: Annotated[bool, typer.Option(help="Transfer style on luminance only; keep the content's colours.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (for --init noise).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    vgg_weights: Annotated[
+        str | None,
+        typer.Option(help="VGG19 features state dict in torchvision's layout (default: torchvision's ImageNet weights, downloaded once)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Redo outputs that already exist (default: skip them).")] = False,
+) -> None:
+    """Neural style transfer (Gatys et al.): paint CONTENT in the style of one or more paintings.
+
+    A baseline to compare a trained CycleGAN with. CONTENT may be a folder: the outputs then mirror it
+    below OUTPUT, existing outputs are skipped, and failures are reported at the end (exit status 1).
+    To give any image the colours of its content afterwards, see `cyclegan recolor`.
+    """
+    from .config import StylizeConfig
+    from .nst import stylize as run_stylize
+
+    if len(paths) < 3:
+        raise UserError("stylize needs CONTENT, at least one STYLE image, and OUTPUT")
+    cfg = StylizeConfig(
+        content=paths[0],
+        styles=paths[1:-1],
+        output=paths[-1],
+        style_blend=_floats(style_blend, "--style-blend"),
+        content_layers=_split(content_layers),
+        style_layers=_split(style_layers),
+        **{k: v for k, v in locals().items() if k in StylizeConfig.__dataclass_fields__ and k not in (
+            "style_blend", "content_layers", "style_layers")},
+    )
+    summary = run_stylize(cfg)
+    summary.print(err_console, title="stylize")
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
 @app.command()
 @user_errors
 def evaluate(
@@ -349,6 +423,20 @@ def evaluate(
 
     cfg = EvalConfig(**{k: v for k, v in locals().items() if k in EvalConfig.__dataclass_fields__})
     run_evaluation(cfg)
+
+
+@app.command()
+@user_errors
+def recolor(
+    image: Annotated[str, typer.Argument(help="Any output image: a style transfer result, a CycleGAN translation.")],
+    content: Annotated[str, typer.Argument(help="The image whose colours to keep (resized to IMAGE's size).")],
+    output: Annotated[str, typer.Argument(help="Where to write the result.")],
+) -> None:
+    """Keep IMAGE's luminance but take the colours of CONTENT (the colour-preserving post-step of Gatys et al.)."""
+    from .nst import recolor as run_recolor
+
+    err_console.print(f"wrote {run_recolor(image, content, output)}")
+
 
 if __name__ == "__main__":
     app()

@@ -143,3 +143,36 @@ class EvalConfig:
     device: str = "auto"
     batch_size: int = 50
     workers: int = 4
+
+
+@dataclass
+class StylizeConfig:
+    """Options of ``cyclegan stylize``; the defaults follow Gatys et al. (2016)."""
+
+    content: str = ""  # an image or a folder of images
+    styles: list[str] = dataclasses.field(default_factory=list)
+    output: str = ""  # an image path, or a folder mirroring the content folder
+    style_blend: list[float] | None = None  # one weight per style image; None: equal
+    # images
+    size: int = 512  # long side of the output
+    style_scale: float = 1.0  # long side of the style images relative to --size
+    init: str = "content"  # content, noise or style
+    preserve_color: bool = False  # luminance-only transfer, the content keeps its colours
+    # losses: VGG19 layers convB_N (rectified) or poolB
+    content_layers: list[str] = dataclasses.field(default_factory=lambda: ["conv4_2"])
+    style_layers: list[str] = dataclasses.field(
+        default_factory=lambda: ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    )
+    content_weight: float = 1.0
+    style_weight: float = 1e6
+    tv_weight: float = 0.0
+    pooling: str = "max"  # max, or avg as suggested by Gatys et al.
+    # optimisation
+    optimizer: str = "lbfgs"  # lbfgs or adam
+    lr: float = 0.02  # Adam only; pixels are in [0, 1]
+    steps: int = 300  # loss evaluations (forward + backward passes)
+    seed: int = 0
+    # runtime
+    device: str = "auto"
+    vgg_weights: str | None = None  # None: torchvision's IMAGENET1K_V1
+    overwrite: bool = False

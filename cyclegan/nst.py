@@ -1,0 +1,504 @@
+"""Neural style transfer by optimisation (Gatys et al.), the baseline that ``cyclegan stylize`` runs.
+
+An image is optimised so that its VGG19 features match a content photo at one layer (content loss)
+and the Gram matrices of its features match those of one or more paintings at several layers (style
+loss). No training: each output costs a few hundred forward/backward passes through VGG19.
+
+References: Gatys, Ecker, Bethge, "Image Style Transfer Using Convolutional Neural Networks" (CVPR
+2016); Gatys et al., "Preserving Color in Neural Artistic Style Transfer" (arXiv:1606.05897).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torchvision.models import VGG19_Weights
+from torchvision.models.vgg import make_layers
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+
+from .checkpoint import atomic_write
+from .config import StylizeConfig
+from .data import image_folder, is_image, load_image, mirror_path, try_load_image
+from .errors import UserError
+from .runtime import resolve_device
+from .summary import Summary
+
+log = logging.getLogger(__name__)
+
+VGG19_WIDTHS = (64, 128, 256, 512, 512)  # channels of the five conv blocks
+VGG19_DEPTHS = (2, 2, 4, 4, 4)  # convs per block
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of YIQ/YUV/YCbCr
+OPTIMIZERS = ("lbfgs", "adam")
+POOLINGS = ("max", "avg")
+INITS = ("content", "noise", "style")
+
+
+def _layer_index() -> dict[str, int]:
+    """Layer name → index in torchvision's ``vgg19().features``.
+
+    ``convB_N`` names the rectified output of that convolution (the ReLU after it), which is what the
+    name means in the Caffe model of the paper, where ReLUs run in place. ``poolB`` is a pooling output.
+    """
+    index, i = {}, 0
+    for block, depth in enumerate(VGG19_DEPTHS, start=1):
+        for n in range(1, depth + 1):
+            index[f"conv{block}_{n}"] = i + 1  # conv at i, its ReLU at i + 1
+            i += 2
+        index[f"pool{block}"] = i
+        i += 1
+    return index
+
+
+LAYER_INDEX = _layer_index()
+
+
+def vgg19_features(pooling: str = "max", widths: Sequence[int] = VGG19_WIDTHS) -> nn.Sequential:
+    """torchvision's VGG19 ``features`` (randomly initialised), with max or average pooling.
+
+    ``widths`` other than the default give a VGG19-shaped net with the same layer indices and fewer
+    channels, which the tests use as a small random VGG.
+    """
+    cfg: list[int | str] = []
+    for width, depth in zip(widths, VGG19_DEPTHS, strict=True):
+        cfg += [width] * depth + ["M"]
+    net = make_layers(cfg)
+    if pooling == "avg":  # Gatys et al. found average pooling gives slightly smoother results
+        for i, layer in enumerate(net):
+            if isinstance(layer, nn.MaxPool2d):
+                net[i] = nn.AvgPool2d(kernel_size=2, stride=2)
+    return net
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """Make an unreachable download server fail within ``seconds`` instead of hanging."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _torchvision_vgg19_state() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet VGG19 weights: from the torch cache, or downloaded into it once."""
+    weights = VGG19_Weights.IMAGENET1K_V1
+    try:
+        with _socket_timeout(30):
+            return torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True, weights_only=True)
+    except Exception as e:  # URLError, timeouts, a truncated or corrupt cache file, ...
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise UserError(
+            f"could not get torchvision's VGG19 ImageNet weights ({type(e).__name__}: {e}). They are downloaded "
+            f"once into {cache} on a machine with internet; offline, pass --vgg-weights PATH to a VGG19 "
+            "features state dict in torchvision's layout (keys features.0.weight ... features.34.bias)."
+        ) from None
+
+
+def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--vgg-weights {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"--vgg-weights {str(path)!r} is not a readable PyTorch state dict ({e})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"--vgg-weights {str(path)!r} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def load_vgg19(
+    weights: str | Path | None, layers: Iterable[str], pooling: str = "max", device: torch.device | str = "cpu"
+) -> nn.Sequential:
+    """Frozen VGG19 features up to the deepest of ``layers``, in eval mode, float32, on ``device``.
+
+    ``weights`` is a state dict file in torchvision's layout (``features.N.weight``; float16 is fine),
+    or ``None`` for torchvision's ``IMAGENET1K_V1`` weights.
+    """
+    state = _torchvision_vgg19_state() if weights is None else _read_state(weights)
+    # Accept both a whole-model state dict (features.N.*) and a bare features one (N.*).
+    state = {k.removeprefix("features."): v.float() for k, v in state.items() if torch.is_tensor(v)}
+    depth = max(LAYER_INDEX[name] for name in layers) + 1
+    net = vgg19_features(pooling)[:depth]
+    try:
+        missing = net.load_state_dict(state, strict=False).missing_keys
+    except RuntimeError as e:  # shape mismatch: not VGG19
+        raise UserError(f"--vgg-weights: not VGG19 features weights ({str(e).splitlines()[-1].strip()})") from None
+    if missing:
+        what = "torchvision's VGG19" if weights is None else repr(str(weights))
+        names = ", ".join(f"features.{k}" for k in missing[:4])
+        names += f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        raise UserError(f"{what} lacks weights that the chosen layers need: {names}")
+    return net.to(device).eval().requires_grad_(False)
+
+
+class VGGFeatures(nn.Module):
+    """Named VGG activations of an RGB image in [0, 1] (ImageNet normalisation happens here)."""
+
+    def __init__(self, features: nn.Sequential, layers: Iterable[str]):
+        super().__init__()
+        self.at: dict[int, list[str]] = {}
+        for name in dict.fromkeys(layers):
+            self.at.setdefault(LAYER_INDEX[name], []).append(name)
+        self.net = features[: max(self.at) + 1].eval().requires_grad_(False)
+        # Channels-last convolutions are faster on CPUs (oneDNN) and on GPUs alike.
+        self.net.to(memory_format=torch.channels_last)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if x.shape[1] == 1:  # a luminance image (--preserve-color) is seen as grey RGB
+            x = x.expand(-1, 3, -1, -1)
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        out = {}
+        for i, layer in enumerate(self.net):
+            x = layer(x)
+            for name in self.at.get(i, ()):
+                out[name] = x
+        return out
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """``[B, C, H, W]`` → ``[B, C, C]`` channel correlations, divided by C·H·W so image size matters little."""
+    b, c, h, w = features.shape
+    f = features.reshape(b, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels: penalises high-frequency noise."""
+    return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
+
+
+@torch.no_grad()
+def style_targets(
+    extractor: VGGFeatures, styles: Sequence[torch.Tensor], blend: Sequence[float], layers: Iterable[str]
+) -> dict[str, torch.Tensor]:
+    """The blended Gram target of each style layer: Σ wᵢ·Gram(styleᵢ) with weights summing to 1.
+
+    Matching the blend is the same optimisation problem as minimising Σ wᵢ‖G − Gram(styleᵢ)‖²: the two
+    differ by a constant, so one target per layer is all the loop needs.
+    """
+    total = sum(blend)
+    targets: dict[str, torch.Tensor] = {}
+    for style, w in zip(styles, blend, strict=True):
+        feats = extractor(style)
+        for name in layers:
+            g = gram_matrix(feats[name]) * (w / total)
+            targets[name] = targets[name] + g if name in targets else g
+    return targets
+
+
+class Objective(nn.Module):
+    """Weighted content, style and total-variation losses of an image against fixed targets."""
+
+    def __init__(
+        self,
+        extractor: VGGFeatures,
+        content: torch.Tensor,
+        grams: dict[str, torch.Tensor],
+        content_layers: Sequence[str],
+        content_weight: float = 1.0,
+        style_weight: float = 1e6,
+        tv_weight: float = 0.0,
+    ):
+        super().__init__()
+        self.extractor = extractor
+        with torch.no_grad():
+            feats = extractor(content)
+        self.content_targets = {name: feats[name] for name in content_layers}
+        self.grams = grams
+        self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.extractor(x)
+        content = sum(F.mse_loss(feats[n], t) for n, t in self.content_targets.items())
+        style = sum(F.mse_loss(gram_matrix(feats[n]), t) for n, t in self.grams.items())
+        losses = {
+            "content": self.weights["content"] * content,
+            "style": self.weights["style"] * style,
+            "tv": self.weights["tv"] * total_variation(x),
+        }
+        losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        return losses
+
+
+def optimize(
+    objective: Objective,
+    init: torch.Tensor,
+    steps: int,
+    optimizer: str = "lbfgs",
+    lr: float = 0.02,
+    on_step: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
+    """Optimise the image from ``init`` for ``steps`` loss evaluations.
+
+    Returns the image clamped to [0, 1], and the (weighted) losses at the start and at the end.
+    ``on_step`` receives the losses after each evaluation.
+    """
+    x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    start: dict[str, float] = {}
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        losses = objective(x)
+        losses["total"].backward()
+        values = {k: float(v.detach()) for k, v in losses.items()}  # L-BFGS syncs on the loss anyway
+        if not start:
+            start.update(values)
+        if on_step:
+            on_step(values)
+        return losses["total"]
+
+    if optimizer == "lbfgs":
+        # One call runs the whole optimisation, one evaluation per iteration (no line search), as in
+        # the reference implementations. The tolerances are off so that it always runs all the steps.
+        opt = torch.optim.LBFGS(
+            [x], lr=1.0, max_iter=steps, max_eval=steps, tolerance_grad=-1, tolerance_change=-1, history_size=50
+        )
+        opt.step(closure)
+    elif optimizer == "adam":
+        opt = torch.optim.Adam([x], lr=lr)
+        for _ in range(steps):
+            opt.step(closure)
+            with torch.no_grad():
+                x.clamp_(0, 1)  # Adam steps are small and bounded; keep pixels valid between them
+    else:
+        raise UserError(f"unknown optimizer {optimizer!r}: use {' or '.join(OPTIMIZERS)}")
+    with torch.no_grad():
+        x.clamp_(0, 1)
+        end = {k: float(v) for k, v in objective(x).items()}
+    return x.detach(), start, end
+
+
+# --- images -------------------------------------------------------------------------------------------
+
+
+def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
+    w, h = img.size
+    scale = long_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img if size == img.size else img.resize(size, Image.Resampling.LANCZOS)
+
+
+def image_tensor(img: Image.Image, device: torch.device | str = "cpu") -> torch.Tensor:
+    """PIL RGB → ``[1, 3, H, W]`` float in [0, 1] (VGG's range, unlike the generators' [-1, 1])."""
+    return pil_to_tensor(img.convert("RGB")).float().div_(255).unsqueeze(0).to(device)
+
+
+def luminance(x: torch.Tensor) -> torch.Tensor:
+    """``[B, 3, H, W]`` RGB → ``[B, 1, H, W]`` luma Y."""
+    return (x * torch.tensor(LUMA, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Shift and scale a style luminance to the content's mean and standard deviation (Gatys et al. 2016)."""
+    return (style - style.mean()) / (style.std() + 1e-8) * content.std() + content.mean()
+
+
+def preserve_color(stylized: Image.Image, content: Image.Image) -> Image.Image:
+    """The luminance of ``stylized`` with the colour (chroma) of ``content``.
+
+    Works on any output: a style transfer result, a CycleGAN translation. ``content`` is resized to the
+    size of ``stylized``. YCbCr's Y is the same BT.601 luma as YIQ's, and its two chroma channels span the
+    same plane as I and Q, so swapping Y here is the YIQ luminance transfer of Gatys et al. (2016).
+    """
+    content = content.convert("RGB")
+    if content.size != stylized.size:
+        content = content.resize(stylized.size, Image.Resampling.LANCZOS)
+    y = stylized.convert("RGB").convert("YCbCr").getchannel("Y")
+    _, cb, cr = content.convert("YCbCr").split()
+    return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
+
+
+def save_image(img: Image.Image, path: Path) -> None:
+    """Write atomically, in the format the suffix names (so a Ctrl-C never leaves a truncated file)."""
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"cannot tell the image format of {str(path)!r} from its suffix")
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
+
+
+# --- the workflow -------------------------------------------------------------------------------------
+
+
+def check_config(cfg: StylizeConfig) -> list[float]:
+    """Reject bad options before any work; returns the style blend weights (equal by default)."""
+    if cfg.optimizer not in OPTIMIZERS:
+        raise UserError(f"--optimizer {cfg.optimizer!r}: use {' or '.join(OPTIMIZERS)}")
+    if cfg.pooling not in POOLINGS:
+        raise UserError(f"--pooling {cfg.pooling!r}: use {' or '.join(POOLINGS)}")
+    if cfg.init not in INITS:
+        raise UserError(f"--init {cfg.init!r}: use {', '.join(INITS)}")
+    for name, value in (("--size", cfg.size), ("--steps", cfg.steps)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1 (got {value})")
+    if cfg.style_scale <= 0:
+        raise UserError(f"--style-scale must be positive (got {cfg.style_scale})")
+    for name in ("content_weight", "style_weight", "tv_weight", "lr"):
+        if getattr(cfg, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must not be negative")
+    for option, layers in (("--content-layers", cfg.content_layers), ("--style-layers", cfg.style_layers)):
+        if not layers:
+            raise UserError(f"{option}: name at least one layer")
+        unknown = [n for n in layers if n not in LAYER_INDEX]
+        if unknown:
+            raise UserError(f"{option}: unknown layer(s) {', '.join(unknown)}; choose from {', '.join(LAYER_INDEX)}")
+    if not cfg.styles:
+        raise UserError("give at least one style image")
+    blend = list(cfg.style_blend) if cfg.style_blend else [1.0] * len(cfg.styles)
+    if len(blend) != len(cfg.styles):
+        raise UserError(f"--style-blend has {len(blend)} weights for {len(cfg.styles)} style images")
+    if any(w < 0 for w in blend) or sum(blend) <= 0:
+        raise UserError("--style-blend weights must be non-negative and not all zero")
+    return blend
+
+
+class Stylizer:
+    """What stays fixed across content images: the network, the style images and their Gram targets."""
+
+    def __init__(self, cfg: StylizeConfig, device: torch.device, features: nn.Sequential | None = None):
+        self.cfg = cfg
+        self.device = device
+        self.blend = check_config(cfg)
+        self.styles = []
+        for path in cfg.styles:
+            if not Path(path).is_file():
+                raise UserError(f"style image {path!r} does not exist")
+            try:
+                self.styles.append(load_image(path)[0])
+            except Exception as e:
+                raise UserError(f"style image {path!r} is unreadable ({e})") from None
+        layers = [*cfg.content_layers, *cfg.style_layers]
+        if features is None:
+            features = load_vgg19(cfg.vgg_weights, layers, cfg.pooling, device)
+        self.extractor = VGGFeatures(features, layers).to(device)
+        style_size = max(1, round(cfg.size * cfg.style_scale))
+        self.style_tensors = [image_tensor(resize_long_side(s, style_size), device) for s in self.styles]
+        # Colour-preserving transfer matches style luminance to each content image, so its targets are
+        # per image; otherwise they are computed once here for the whole folder.
+        self.grams = None if cfg.preserve_color else self._grams(self.style_tensors)
+
+    def _grams(self, styles: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        return style_targets(self.extractor, styles, self.blend, self.cfg.style_layers)
+
+    def __call__(self, content: Image.Image, on_step: Callable[[dict[str, float]], None] | None = None):
+        """Stylise one image; returns ``(output PIL image, start losses, end losses)``."""
+        cfg = self.cfg
+        content = resize_long_side(content.convert("RGB"), cfg.size)
+        x = image_tensor(content, self.device)
+        grams = self.grams
+        styles = self.style_tensors
+        if cfg.preserve_color:  # luminance-only transfer (Gatys et al. 2016)
+            x = luminance(x)
+            styles = [match_luminance(luminance(s), x) for s in styles]
+            grams = self._grams(styles)
+        if cfg.init == "content":
+            init = x
+        elif cfg.init == "noise":
+            gen = torch.Generator().manual_seed(cfg.seed)  # per image: same result whatever the folder order
+            init = torch.rand(x.shape, generator=gen).to(self.device)
+        else:
+            init = F.interpolate(styles[0], size=x.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
+        objective = Objective(
+            self.extractor, x, grams, cfg.content_layers, cfg.content_weight, cfg.style_weight, cfg.tv_weight
+        )
+        out, start, end = optimize(objective, init, cfg.steps, cfg.optimizer, cfg.lr, on_step)
+        image = to_pil_image(out[0].cpu())
+        if cfg.preserve_color:
+            image = preserve_color(image, content)
+        return image, start, end
+
+
+def _format_losses(losses: dict[str, float]) -> str:
+    return " ".join(f"{k} {losses[k]:.3g}" for k in ("content", "style", "tv", "total"))
+
+
+def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:
+    """``cyclegan stylize``: one content image or a folder of them, written to ``cfg.output``."""
+    console = console or Console(stderr=True)
+    content_root, out_root = Path(cfg.content), Path(cfg.output)
+    images = image_folder(content_root, "content")
+    if content_root.is_dir():
+        if is_image(out_root):
+            raise UserError(f"CONTENT is a folder, so OUTPUT {str(out_root)!r} must be a folder too")
+        # Outputs written inside the content folder must not become inputs on the next run.
+        out_abs = out_root.resolve()
+        images = [p for p in images if not p.resolve().is_relative_to(out_abs)]
+    jobs = [(src, mirror_path(src, content_root, out_root)) for src in images]
+    summary = Summary()
+    todo = []
+    for src, dst in jobs:
+        if dst.exists() and not cfg.overwrite:
+            summary.skipped.append(dst)
+        else:
+            todo.append((src, dst))
+    if not todo:
+        return summary
+
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    stylizer = Stylizer(cfg, device)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[losses]}"),
+    )
+    with Progress(*columns, console=console) as progress:
+        images_task = progress.add_task("images", total=len(todo), losses="") if len(todo) > 1 else None
+        steps_task = progress.add_task("steps", total=cfg.steps, losses="")
+
+        def on_step(losses: dict[str, float]) -> None:
+            progress.update(steps_task, advance=1, losses=_format_losses(losses))
+
+        for src, dst in todo:
+            loaded = try_load_image(src)
+            if loaded is None:
+                summary.failed.append((src, "unreadable image"))
+            else:
+                progress.reset(steps_task, total=cfg.steps, description=src.name, losses="")
+                try:
+                    image, _, _ = stylizer(loaded[0], on_step)
+                    save_image(image, dst)
+                    summary.converted.append(dst)
+                except (UserError, OSError, RuntimeError, ValueError) as e:  # e.g. out of memory; go on
+                    log.warning("failed on %s: %s", src, e)
+                    summary.failed.append((src, f"{type(e).__name__}: {e}"))
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+            if images_task is not None:
+                progress.advance(images_task)
+    return summary
+
+
+def recolor(stylized: str | Path, content: str | Path, output: str | Path) -> Path:
+    """``cyclegan recolor``: give any output image the colours of its content image."""
+    images = []
+    for what, path in (("stylized image", stylized), ("content image", content)):
+        if not Path(path).is_file():
+            raise UserError(f"{what} {str(path)!r} does not exist")
+        try:
+            images.append(load_image(path)[0])
+        except Exception as e:
+            raise UserError(f"{what} {str(path)!r} is unreadable ({e})") from None
+    output = Path(output)
+    save_image(preserve_color(*images), output)
+    return output
+

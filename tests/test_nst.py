@@ -1,0 +1,280 @@
+"""Neural style transfer baseline: Gram matrices, losses, optimisation, colour preservation, the CLI."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from typer.testing import CliRunner
+
+from cyclegan import nst
+from cyclegan.cli import app
+from cyclegan.config import StylizeConfig
+from cyclegan.data import load_image
+from tests.conftest import make_folder, shared_path, write_image
+
+runner = CliRunner()
+TINY_WIDTHS = (4, 8, 8, 8, 8)  # a VGG19-shaped net small enough for exhaustive CPU tests
+STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+
+
+def tiny_extractor(seed: int = 0) -> nst.VGGFeatures:
+    torch.manual_seed(seed)
+    return nst.VGGFeatures(nst.vgg19_features(widths=TINY_WIDTHS), ["conv4_2", *STYLE_LAYERS])
+
+
+def smooth_image(seed: int, size: int = 32) -> torch.Tensor:
+    """A [1, 3, size, size] image in [0, 1] with structure at several scales (not white noise)."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, size // 8, size // 8, generator=gen)
+    fine = torch.rand(1, 3, size, size, generator=gen)
+    return (0.7 * nn.functional.interpolate(coarse, size=(size, size), mode="bilinear") + 0.3 * fine).clamp(0, 1)
+
+
+def random_vgg_file(path: Path, depth: int) -> Path:
+    """Random VGG19 features weights in torchvision's layout and float16, for the first ``depth`` layers."""
+    torch.manual_seed(0)
+    state = {f"features.{k}": v.half() for k, v in nst.vgg19_features()[:depth].state_dict().items()}
+    torch.save(state, path)
+    return path
+
+
+# --- building blocks ------------------------------------------------------------------------------------
+
+
+def test_gram_matrix_matches_hand_computation():
+    # two channels over a 2x2 map: f0 = (1, 2, 3, 4), f1 = (0, 1, 0, 1)
+    feats = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])
+    # f0·f0 = 30, f0·f1 = 6, f1·f1 = 2, each divided by C·H·W = 8
+    expected = torch.tensor([[[30.0, 6.0], [6.0, 2.0]]]) / 8
+    assert torch.allclose(nst.gram_matrix(feats), expected)
+    # each image of a batch gets its own Gram matrix
+    batch = torch.cat([feats, 2 * feats])
+    assert torch.allclose(nst.gram_matrix(batch), torch.cat([expected, 4 * expected]))
+
+
+def test_layer_names_point_at_torchvision_vgg19_layers():
+    net = nst.vgg19_features()
+    assert len(net) == 37  # torchvision's vgg19().features
+    for name, i in nst.LAYER_INDEX.items():
+        if name.startswith("conv"):  # the rectified output of the named convolution
+            assert isinstance(net[i], nn.ReLU) and isinstance(net[i - 1], nn.Conv2d)
+        else:
+            assert isinstance(net[i], nn.MaxPool2d)
+    assert (nst.LAYER_INDEX["conv1_1"], nst.LAYER_INDEX["conv4_2"], nst.LAYER_INDEX["conv5_1"]) == (1, 22, 29)
+    assert sum(isinstance(m, nn.Conv2d) for m in net) == 16
+    avg = nst.vgg19_features("avg")
+    assert not any(isinstance(m, nn.MaxPool2d) for m in avg)
+    assert sum(isinstance(m, nn.AvgPool2d) for m in avg) == 5
+
+
+def test_extractor_is_frozen_and_truncated():
+    ex = nst.VGGFeatures(nst.vgg19_features(widths=TINY_WIDTHS), ["conv1_1", "conv2_1"])
+    assert len(ex.net) == nst.LAYER_INDEX["conv2_1"] + 1
+    assert not any(p.requires_grad for p in ex.parameters())
+    feats = ex(torch.rand(1, 3, 16, 16))
+    assert set(feats) == {"conv1_1", "conv2_1"}
+    assert feats["conv2_1"].shape == (1, 8, 8, 8)
+    grey = torch.rand(1, 1, 16, 16)  # luminance images are seen as grey RGB
+    assert torch.allclose(ex(grey)["conv2_1"], ex(grey.expand(-1, 3, -1, -1))["conv2_1"])
+
+
+@pytest.mark.parametrize("term", ["content", "style", "tv"])
+def test_a_gradient_step_lowers_each_loss_term(term):
+    ex = tiny_extractor()
+    content, style = smooth_image(1), smooth_image(2)
+    grams = nst.style_targets(ex, [style], [1.0], STYLE_LAYERS)
+    weights = {"content_weight": 0.0, "style_weight": 0.0, "tv_weight": 0.0, f"{term}_weight": 1.0}
+    objective = nst.Objective(ex, content, grams, ["conv4_2"], **weights)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+    losses = objective(x)
+    assert losses[term] > 0
+    for other in {"content", "style", "tv"} - {term}:
+        assert losses[other] == 0  # the weights switch terms off
+    losses[term].backward()
+    with torch.no_grad():
+        step = x - 1e-3 * x.grad / x.grad.abs().max()
+        after = objective(step)[term]
+    assert after < losses[term]
+
+
+def test_style_blend_targets_are_the_weighted_mean_of_grams():
+    ex = tiny_extractor()
+    a, b = smooth_image(1), smooth_image(2, size=48)  # style images need not share a size
+    ga, gb = (nst.style_targets(ex, [s], [1.0], STYLE_LAYERS) for s in (a, b))
+    blended = nst.style_targets(ex, [a, b], [3.0, 1.0], STYLE_LAYERS)  # weights are normalised
+    for name in STYLE_LAYERS:
+        assert torch.allclose(blended[name], 0.75 * ga[name] + 0.25 * gb[name], atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_optimize_runs_the_steps_and_lowers_the_loss(optimizer):
+    ex = tiny_extractor()
+    content, style = smooth_image(1), smooth_image(2)
+    grams = nst.style_targets(ex, [style], [1.0], STYLE_LAYERS)
+    objective = nst.Objective(ex, content, grams, ["conv4_2"], style_weight=1e3, tv_weight=1.0)
+    seen = []
+    out, start, end = nst.optimize(objective, content, steps=15, optimizer=optimizer, lr=0.02, on_step=seen.append)
+    assert len(seen) == 15  # one progress update per loss evaluation
+    assert seen[0] == start
+    assert end["total"] < start["total"]
+    assert out.shape == content.shape and out.min() >= 0 and out.max() <= 1
+
+
+def test_preserve_color_keeps_content_chroma_and_stylized_luminance():
+    h = w = 24
+    yy, xx = np.mgrid[0:h, 0:w]
+    # content: moderate colours (a hue gradient); stylised: a grey texture of mid luminance
+    content = np.stack([100 + 3 * xx, 120 + 2 * yy, 140 - 2 * xx], axis=-1).astype(np.uint8)
+    texture = (128 + 50 * np.sin(xx / 2.0) * np.cos(yy / 3.0)).astype(np.uint8)
+    stylized = Image.fromarray(np.stack([texture] * 3, axis=-1))
+    content_img = Image.fromarray(content).resize((2 * w, 2 * h))  # a different size gets resized
+    out = nst.preserve_color(stylized, content_img)
+    assert out.size == stylized.size and out.mode == "RGB"
+    out_ycc = np.asarray(out.convert("YCbCr"), dtype=float)
+    content_ycc = np.asarray(content_img.resize((w, h), Image.Resampling.LANCZOS).convert("YCbCr"), dtype=float)
+    assert np.abs(out_ycc[..., 0] - texture).max() <= 2  # luminance from the stylised image
+    assert np.abs(out_ycc[..., 1:] - content_ycc[..., 1:]).max() <= 3  # colour from the content
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+
+def test_folder_mode_mirrors_skips_and_reports_failures(tmp_path, monkeypatch):
+    weights = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
+    content = make_folder(tmp_path / "photos", 2, size=(48, 32))
+    write_image(content / "sub" / "deep.jpg", size=(20, 40), seed=7)
+    (content / "broken.png").write_bytes(b"not an image")
+    s1 = write_image(tmp_path / "style1.png", size=(40, 40), seed=10)
+    s2 = write_image(tmp_path / "style2.jpg", size=(30, 50), seed=11)
+    out = tmp_path / "out"
+    calls = []
+    real_targets = nst.style_targets
+    monkeypatch.setattr(nst, "style_targets", lambda *a, **k: calls.append(1) or real_targets(*a, **k))
+    args = ["stylize", str(content), str(s1), str(s2), str(out), "--vgg-weights", str(weights),
+            "--content-layers", "conv2_1", "--style-layers", "conv1_1,conv2_1", "--size", "32", "--steps", "3",
+            "--style-blend", "0.7,0.3", "--device", "cpu"]  # fmt: skip
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output  # one input failed
+    assert "broken.png" in result.output
+    assert calls == [1]  # style targets computed once for the folder
+    expected = {"img_000.png": (32, 21), "img_001.png": (32, 21), "sub/deep.jpg": (16, 32)}  # long side 32
+    written = {p.relative_to(out).as_posix(): Image.open(p).size for p in out.rglob("*") if p.is_file()}
+    assert written == expected
+
+    mtime = (out / "img_000.png").stat().st_mtime_ns
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert (out / "img_000.png").stat().st_mtime_ns == mtime  # existing outputs are skipped
+    assert "skipped" in result.output
+
+    (content / "broken.png").unlink()
+    result = runner.invoke(app, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert (out / "img_000.png").stat().st_mtime_ns != mtime
+
+
+def test_single_image_with_adam_noise_init_and_recolor(tmp_path):
+    weights = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
+    photo = write_image(tmp_path / "photo.jpg", size=(40, 24), seed=1)
+    style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
+    out = tmp_path / "result" / "out.png"
+    result = runner.invoke(app, ["stylize", str(photo), str(style), str(out), "--vgg-weights", str(weights),
+                                 "--content-layers", "conv2_1", "--style-layers", "conv1_1", "--size", "20",
+                                 "--steps", "2", "--optimizer", "adam", "--init", "noise"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (20, 12)
+
+    recolored = tmp_path / "recolored.png"
+    result = runner.invoke(app, ["recolor", str(out), str(photo), str(recolored)])
+    assert result.exit_code == 0, result.output
+    expected = nst.preserve_color(load_image(out)[0], load_image(photo)[0])
+    assert np.array_equal(np.asarray(Image.open(recolored)), np.asarray(expected))
+
+
+def test_missing_default_weights_fail_at_once_naming_the_option(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    photo = write_image(tmp_path / "photo.png", seed=1)
+    style = write_image(tmp_path / "style.png", seed=2)
+    result = runner.invoke(app, ["stylize", str(photo), str(style), str(tmp_path / "out.png"), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "--vgg-weights" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_bad_weights_and_options_give_clear_errors(tmp_path):
+    photo = write_image(tmp_path / "photo.png", seed=1)
+    style = write_image(tmp_path / "style.png", seed=2)
+    partial = random_vgg_file(tmp_path / "vgg.pth", depth=7)  # up to conv2_1 only
+    base = ["stylize", str(photo), str(style), str(tmp_path / "out.png"), "--device", "cpu"]
+    cases = {
+        "does not exist": ["--vgg-weights", str(tmp_path / "nope.pth")],
+        "features.10.weight": ["--vgg-weights", str(partial)],  # default layers need deeper weights
+        "--style-blend has 2 weights": ["--vgg-weights", str(partial), "--style-blend", "1,2"],
+        "unknown layer": ["--vgg-weights", str(partial), "--style-layers", "conv9_1"],
+    }
+    for message, extra in cases.items():
+        result = runner.invoke(app, [*base, *extra])
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.output, (extra, result.output)
+    result = runner.invoke(app, ["stylize", str(photo), str(tmp_path / "out.png")])
+    assert result.exit_code == 2 and "at least one STYLE" in result.output
+
+
+# --- with the real VGG19 weights from ../shared ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_vgg():
+    path = shared_path("weights", "vgg19_features.pth")
+    return nst.load_vgg19(path, ["conv4_2", *STYLE_LAYERS])
+
+
+@pytest.fixture(scope="module")
+def photo_and_painting():
+    photo = shared_path("datasets", "monet2photo_mini", "testB", "2014-09-14 14_27_52.jpg")
+    painting = shared_path("datasets", "monet2photo_mini", "trainA", "00010.jpg")
+    return photo, painting
+
+
+@pytest.mark.slow
+def test_real_vgg_lowers_style_loss_and_keeps_content(real_vgg, photo_and_painting):
+    photo, painting = photo_and_painting
+    cfg = StylizeConfig(content=str(photo), styles=[str(painting)], size=128, steps=60)
+    stylizer = nst.Stylizer(cfg, torch.device("cpu"), features=real_vgg)
+    image, start, end = stylizer(load_image(photo)[0])
+    assert image.size == (128, 128)
+    assert start["content"] == 0  # started from the photo itself
+    assert end["style"] < 0.5 * start["style"]
+    # Content stays bounded: the result is still nearer the photo, in VGG content features, than the
+    # painting itself is.
+    content = nst.image_tensor(nst.resize_long_side(load_image(photo)[0], 128))
+    painting_t = nst.image_tensor(nst.resize_long_side(load_image(painting)[0], 128))
+    objective = nst.Objective(stylizer.extractor, content, stylizer.grams, cfg.content_layers)
+    with torch.no_grad():
+        painting_content = float(objective(painting_t)["content"])
+    assert 0 < end["content"] < painting_content
+
+
+@pytest.mark.slow
+def test_real_vgg_preserve_color_keeps_mean_chroma(real_vgg, photo_and_painting):
+    photo, painting = photo_and_painting
+    cfg = StylizeConfig(content=str(photo), styles=[str(painting)], size=128, steps=10, preserve_color=True)
+    stylizer = nst.Stylizer(cfg, torch.device("cpu"), features=real_vgg)
+    image, start, end = stylizer(load_image(photo)[0])
+    assert end["style"] < start["style"]
+    out = np.asarray(image.convert("YCbCr"), dtype=float)
+    ref = np.asarray(nst.resize_long_side(load_image(photo)[0], 128).convert("YCbCr"), dtype=float)
+    assert np.abs(out[..., 0] - ref[..., 0]).mean() > 2  # the luminance did change
+    assert np.abs(out[..., 1:].mean((0, 1)) - ref[..., 1:].mean((0, 1))).max() < 1.5  # the colour did not
