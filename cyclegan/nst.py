@@ -10,11 +10,11 @@ References: Gatys, Ecker, Bethge, "Image Style Transfer Using Convolutional Neur
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,7 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of YIQ/YUV/YCbCr
 OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("max", "avg")
 INITS = ("content", "noise", "style")
+VGG19_URL = VGG19_Weights.IMAGENET1K_V1.url  # the default weights, as torchvision downloads them
 
 
 def _layer_index() -> dict[str, int]:
@@ -81,42 +82,45 @@ def vgg19_features(pooling: str = "max", widths: Sequence[int] = VGG19_WIDTHS) -
     return net
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    """Make an unreachable download server fail within ``seconds`` instead of hanging."""
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
+def default_vgg19_path() -> Path:
+    """torchvision's own cache file for the weights, so a copy that torchvision downloaded is used too."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(VGG19_URL).path).name
 
 
-def _torchvision_vgg19_state() -> dict[str, torch.Tensor]:
+def _fetch_vgg19() -> Path:
     """torchvision's ImageNet VGG19 weights: from the torch cache, or downloaded into it once."""
-    weights = VGG19_Weights.IMAGENET1K_V1
+    from .download import download
+
+    path = default_vgg19_path()
+    if path.is_file():
+        return path
+    log.info("downloading torchvision's VGG19 ImageNet weights (%s, 548 MB) to %s", VGG19_URL, path)
     try:
-        with _socket_timeout(30):
-            return torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True, weights_only=True)
-    except Exception as e:  # URLError, timeouts, a truncated or corrupt cache file, ...
-        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        # One retry: offline, fail within seconds; an interrupted transfer resumes on the next run.
+        sha = download(VGG19_URL, path, record=False, retries=1)
+    except UserError as e:
         raise UserError(
-            f"could not get torchvision's VGG19 ImageNet weights ({type(e).__name__}: {e}). They are downloaded "
-            f"once into {cache} on a machine with internet; offline, pass --vgg-weights PATH to a VGG19 "
-            "features state dict in torchvision's layout (keys features.0.weight ... features.34.bias)."
+            f"torchvision's VGG19 ImageNet weights are not cached at {path} and downloading them failed ({e}). "
+            "Offline, pass --vgg-weights PATH: a VGG19 features state dict in torchvision's layout (keys "
+            f"features.0.weight ... features.34.bias), such as {path.name} copied from a machine that has it."
         ) from None
+    prefix = re.search(r"-([0-9a-f]{8,})\.", path.name)  # torchvision names files NAME-<SHA-256 prefix>.pth
+    if prefix and not sha.startswith(prefix.group(1)):
+        path.unlink()
+        raise UserError(f"{VGG19_URL} arrived damaged (SHA-256 {sha[:12]}..., not {prefix.group(1)}...); run again")
+    return path
 
 
-def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+def _read_state(path: str | Path, what: str = "--vgg-weights") -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"--vgg-weights {str(path)!r} does not exist")
+        raise UserError(f"{what} {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"--vgg-weights {str(path)!r} is not a readable PyTorch state dict ({e})") from None
+        raise UserError(f"{what} {str(path)!r} is not a readable PyTorch state dict ({e})") from None
     if not isinstance(state, dict):
-        raise UserError(f"--vgg-weights {str(path)!r} holds a {type(state).__name__}, not a state dict")
+        raise UserError(f"{what} {str(path)!r} holds a {type(state).__name__}, not a state dict")
     return state
 
 
@@ -128,7 +132,7 @@ def load_vgg19(
     ``weights`` is a state dict file in torchvision's layout (``features.N.weight``; float16 is fine),
     or ``None`` for torchvision's ``IMAGENET1K_V1`` weights.
     """
-    state = _torchvision_vgg19_state() if weights is None else _read_state(weights)
+    state = _read_state(_fetch_vgg19(), "the cached VGG19 weights") if weights is None else _read_state(weights)
     # Accept both a whole-model state dict (features.N.*) and a bare features one (N.*).
     state = {k.removeprefix("features."): v.float() for k, v in state.items() if torch.is_tensor(v)}
     depth = max(LAYER_INDEX[name] for name in layers) + 1

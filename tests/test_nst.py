@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import urllib.error
+import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,13 @@ from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
 
-from cyclegan import nst
+from cyclegan import download, nst
 from cyclegan.cli import app
 from cyclegan.config import StylizeConfig
 from cyclegan.data import load_image
+from cyclegan.errors import UserError
 from tests.conftest import make_folder, shared_path, write_image
+from tests.fileserver import FileServer
 
 runner = CliRunner()
 TINY_WIDTHS = (4, 8, 8, 8, 8)  # a VGG19-shaped net small enough for exhaustive CPU tests
@@ -199,18 +202,46 @@ def test_single_image_with_adam_noise_init_and_recolor(tmp_path):
 
 
 def test_missing_default_weights_fail_at_once_naming_the_option(tmp_path, monkeypatch):
+    calls = []
+
+    def offline(url, dest, **kwargs):
+        calls.append(url)
+        raise UserError(f"could not download {url} (no route to host) after 2 attempts")
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(download, "download", offline)
     photo = write_image(tmp_path / "photo.png", seed=1)
     style = write_image(tmp_path / "style.png", seed=2)
     result = runner.invoke(app, ["stylize", str(photo), str(style), str(tmp_path / "out.png"), "--device", "cpu"])
     assert result.exit_code == 2
-    assert "--vgg-weights" in result.output and "Traceback" not in result.output
+    assert "--vgg-weights" in result.output and "no route to host" in result.output
+    assert "Traceback" not in result.output
+    assert calls == [nst.VGG19_URL]
     assert not (tmp_path / "out.png").exists()
+
+
+def test_default_weights_download_once_into_the_torch_cache(tmp_path, monkeypatch):
+    layers = ["conv1_1", "conv2_1"]
+    served = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
+    sha = hashlib.sha256(served.read_bytes()).hexdigest()
+    good, bad = f"vgg19-{sha[:8]}.pth", "vgg19-00000000.pth"  # torchvision's NAME-<SHA-256 prefix> naming
+    (tmp_path / "served").mkdir()
+    for name in (good, bad):
+        shutil.copy(served, tmp_path / "served" / name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    with FileServer(tmp_path / "served") as server:
+        monkeypatch.setattr(nst, "VGG19_URL", f"{server.url}/{bad}")
+        with pytest.raises(UserError, match="damaged"):
+            nst.load_vgg19(None, layers)
+        assert not nst.default_vgg19_path().exists()  # a damaged file is not kept
+
+        monkeypatch.setattr(nst, "VGG19_URL", f"{server.url}/{good}")
+        net = nst.load_vgg19(None, layers)
+        assert nst.default_vgg19_path() == tmp_path / "torch_home" / "hub" / "checkpoints" / good
+        nst.load_vgg19(None, layers)  # the second use reads the cache
+        assert [path for path, _ in server.requests] == [bad, good]
+    expected = torch.load(served, weights_only=True)["features.5.weight"].float()
+    assert torch.equal(net[5].weight, expected)
 
 
 def test_bad_weights_and_options_give_clear_errors(tmp_path):
