@@ -428,9 +428,9 @@ def evaluate(
 @app.command()
 @user_errors
 def recolor(
-    image: Annotated[str, typer.Argument(help="Any output image: a style transfer result, a CycleGAN translation.")],
-    content: Annotated[str, typer.Argument(help="The image whose colours to keep (resized to IMAGE's size).")],
-    output: Annotated[str, typer.Argument(help="Where to write the result.")],
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="Any output image: a style transfer result, a CycleGAN translation.")],
+    content: Annotated[str, typer.Argument(metavar="CONTENT", help="The image whose colours to keep (resized to IMAGE's size).")],
+    output: Annotated[str, typer.Argument(metavar="OUTPUT", help="Where to write the result.")],
 ) -> None:
     """Keep IMAGE's luminance but take the colours of CONTENT (the colour-preserving post-step of Gatys et al.)."""
     from .nst import recolor as run_recolor

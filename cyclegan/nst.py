@@ -435,6 +435,7 @@ def _format_losses(losses: dict[str, float]) -> str:
 def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:
     """``cyclegan stylize``: one content image or a folder of them, written to ``cfg.output``."""
     console = console or Console(stderr=True)
+    check_config(cfg)
     content_root, out_root = Path(cfg.content), Path(cfg.output)
     images = image_folder(content_root, "content")
     if content_root.is_dir():
