@@ -8,14 +8,15 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from cyclegan import tracking
+from cyclegan import nst, tracking
 from cyclegan.checkpoint import load_generator
 from cyclegan.cli import app
-from tests.conftest import make_folder, save_tiny_inception, shared_path, write_image
+from tests.conftest import make_folder, save_tiny_inception, write_image
 
 runner = CliRunner()
 TINY = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--workers", "0",
@@ -115,11 +116,18 @@ def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
     assert metrics["BtoA"]["do_nothing"]["n_fake"] == 2 and metrics["BtoA"]["cyclegan"]["n_real"] == 3
 
 
-def test_run_report_with_the_nst_baseline(smoke_run, tmp_path):
+def tiny_vgg19(weights, layers, pooling="max", device="cpu"):
+    """A VGG19-shaped network with few channels and random weights, in place of the real one."""
+    torch.manual_seed(0)
+    depth = max(nst.LAYER_INDEX[name] for name in layers) + 1
+    return nst.vgg19_features(pooling, widths=(4, 8, 8, 8, 8))[:depth].to(device).eval().requires_grad_(False)
+
+
+def test_run_report_with_the_nst_baseline(smoke_run, tmp_path, monkeypatch):
     run, ds, inception = smoke_run
-    vgg = shared_path("weights/vgg19_features.pth")
-    nst = ["--baseline", "nst", "--nst-steps", "2", "--vgg-weights", vgg, "--max-images", "2"]
-    evaluate(run, "--inception", inception, *nst)  # style: the run's training images of the target domain
+    monkeypatch.setattr(nst, "load_vgg19", tiny_vgg19)
+    nst_args = ["--baseline", "nst", "--nst-steps", "2", "--max-images", "2"]
+    evaluate(run, "--inception", inception, *nst_args)  # style: the run's training images of the target domain
 
     metrics = json.loads((run / "metrics.json").read_text())
     for direction in ("AtoB", "BtoA"):
@@ -135,10 +143,10 @@ def test_run_report_with_the_nst_baseline(smoke_run, tmp_path):
 
     # NST outputs are reused while their recipe holds, and redone when it changes.
     stamp = {p: p.stat().st_mtime_ns for p in outputs}
-    evaluate(run, "--inception", inception, *nst, "--direction", "BtoA")
+    evaluate(run, "--inception", inception, *nst_args, "--direction", "BtoA")
     assert {p: p.stat().st_mtime_ns for p in outputs} == stamp
     style = write_image(tmp_path / "style.png", size=(40, 24), seed=7)
-    evaluate(run, "--inception", inception, *nst, "--direction", "BtoA", "--style", style)
+    evaluate(run, "--inception", inception, *nst_args, "--direction", "BtoA", "--style", style)
     assert all(p.stat().st_mtime_ns != stamp[p] for p in outputs)
     made = json.loads((run / "eval" / "BtoA" / "nst" / "nst.json").read_text())
     assert {r["style"] for r in made.values()} == {str(style)}
