@@ -8,9 +8,6 @@ Ctrl-C mid-write never leaves a truncated checkpoint. Every read is safe: safete
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,29 +16,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .errors import UserError
+from .files import atomic_write
 from .models import GeneratorSpec, build_generator
 from .models.legacy import generator_from_state_dict
 
 SPEC_KEY = "cyclegan.generator"
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and then rename the finished file onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json(path: str | Path, data: dict) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
 def save_generator(path: str | Path, net: nn.Module, spec: GeneratorSpec, metadata: dict | None = None) -> Path:

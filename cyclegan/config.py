@@ -80,6 +80,7 @@ class TrainConfig:
     wandb_mode: str = "auto"  # auto: online when logged in to W&B, offline otherwise
     wandb_project: str = "cyclegan"
     resume: bool = False
+    overwrite: bool = False  # replace an existing run of the same name (never implied)
     # evaluation during training
     eval_every: int = 0  # epochs between FID/KID evaluations on the test split; 0: never
     test_dir: str | None = None  # holds testA/ and testB/; None: beside trainA/ and trainB/

@@ -40,8 +40,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from .checkpoint import write_json
 from .errors import UserError
+from .files import write_json
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from .checkpoint import atomic_write, write_json
 from .config import EvalConfig
 from .data import image_folder, mirror_path, try_load_image
 from .errors import UserError
+from .files import atomic_write, write_json
 from .metrics import INCEPTION_URL, Scores, fid_kid, find_test_split, folder_features, load_inception
 from .runtime import resolve_device
 

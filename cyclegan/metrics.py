@@ -331,7 +331,8 @@ class TrainingEval:
     def __call__(self, G_AB: nn.Module, G_BA: nn.Module, spec, epoch: int, step: int) -> dict[str, float]:
         """Score the generators; returns the numbers to log. Leaves every random stream as it was, so a
         run with evaluation trains exactly like one without."""
-        from .checkpoint import save_generator, write_json
+        from .checkpoint import save_generator
+        from .files import write_json
 
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -26,10 +26,10 @@ from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import make_layers
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
-from .checkpoint import atomic_write
 from .config import StylizeConfig
 from .data import image_folder, is_image, load_image, mirror_path, try_load_image
 from .errors import UserError
+from .files import atomic_write
 from .runtime import resolve_device
 from .summary import Summary
 

@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from . import __version__, distributed
-from .checkpoint import load_state, save_generator, save_state, write_json
+from .checkpoint import load_state, save_generator, save_state
 from .config import TrainConfig, load_json, to_dict
 from .data import Augment, EpochBatches, UnpairedDataset, collate, domain_folder, sample_seed
 from .errors import UserError
+from .files import write_json
 from .losses import GAN_MODES, discriminator_adv_loss, generator_adv_loss, l1
 from .models import GeneratorSpec, build_discriminator, build_generator
 from .models.layers import INIT_TYPES, NORMS

@@ -37,10 +37,11 @@ from rich.text import Text
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import atomic_write, load_any_generator
+from .checkpoint import load_any_generator
 from .config import TranslateConfig
 from .data import image_folder, load_image, mirror_path
 from .errors import UserError
+from .files import atomic_write
 from .models import GeneratorSpec, build_generator, size_multiple
 from .models.legacy import describe
 from .runtime import autocast, resolve_device, resolve_precision
