@@ -97,8 +97,8 @@ def load_image(path: str | Path, keep_alpha: bool = False,
                 _note_once(path, f"is animated ({img.n_frames} frames): using its first frame")
             if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
                 w, h = img.size
-                _note_once(path, f"is very large ({w}×{h}, {w * h / 1e6:.0f} megapixels): decoding it takes "
-                                 "a lot of memory and time")
+                _note_once(path, f"is very large ({w}×{h} pixels): decoding it takes a lot of memory and "
+                                 "time")
             if max_side and max(img.size) > 2 * max_side and img.format == "JPEG":
                 scale = max_side / max(img.size)
                 img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))

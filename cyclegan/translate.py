@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -168,7 +169,10 @@ def target_size(size: tuple[int, int], resize: int | None, max_side: int | None)
 def peek_size(path: Path, resize: int | None, max_side: int | None) -> tuple[int, int]:
     """The size an image will have, from its header alone (no decoding); (0, 0) when unreadable."""
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_image reports it
+            img = Image.open(path)
+        with img:
             w, h = img.size
             if img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # rotated by 90°
                 w, h = h, w
