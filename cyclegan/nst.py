@@ -446,7 +446,9 @@ def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:
         torch.backends.cudnn.benchmark = True
     stylizer = Stylizer(cfg, device)
     with progress_bar("losses", unit="steps", console=console) as progress:
-        images_task = progress.add_task("images", total=len(todo), losses="") if len(todo) > 1 else None
+        images_task = None
+        if len(todo) > 1:
+            images_task = progress.add_task("images", total=len(todo), losses="", unit="images")
         steps_task = progress.add_task("steps", total=cfg.steps, losses="")
 
         def on_step(losses: dict[str, float]) -> None:

@@ -35,7 +35,7 @@ LOG_EVERY = 30.0  # seconds between plain log lines when stderr is not a termina
 
 
 class RateColumn(ProgressColumn):
-    """Items per second, named by their unit ("12.5 images/s")."""
+    """Items per second, named by their unit ("12.5 images/s"); a task's ``unit`` field overrides it."""
 
     def __init__(self, unit: str):
         super().__init__()
@@ -43,7 +43,7 @@ class RateColumn(ProgressColumn):
 
     def render(self, task) -> Text:
         rate = f"{task.speed:.1f}" if task.speed else "…"
-        return Text(f"{rate} {self.unit}/s", style="progress.data.speed")
+        return Text(f"{rate} {task.fields.get('unit', self.unit)}/s", style="progress.data.speed")
 
 
 class _Bar(Progress):
@@ -73,7 +73,7 @@ class _Bar(Progress):
         self._logged[task_id] = None if task.finished else now  # completion is logged once
         done = f"{task.completed:g}/{task.total:g}" if task.total else f"{task.completed:g}"
         extra = " ".join(str(task.fields[f]) for f in self._fields if task.fields.get(f))
-        log.info("%s: %s %s %s", task.description, done, self._unit, extra)
+        log.info("%s: %s %s %s", task.description, done, task.fields.get("unit", self._unit), extra)
 
 
 def progress_bar(*fields: str, unit: str = "images", transfer: bool = False, disable: bool = False,
@@ -81,9 +81,10 @@ def progress_bar(*fields: str, unit: str = "images", transfer: bool = False, dis
     """A progress bar: description, bar, done/total, rate, elapsed and remaining time.
 
     ``fields`` name free-text task fields shown after the bar (``add_task(..., info="")`` then
-    ``update(task, info=...)``). ``transfer`` shows bytes and bytes/s, for downloads. ``disable`` hides
-    it entirely (another process reports, or the user asked for quiet); ``log_lines=False`` keeps it
-    silent without a terminal too, for callers that write their own log lines.
+    ``update(task, info=...)``); ``unit`` names what is counted (a task may say ``unit=`` itself).
+    ``transfer`` shows bytes and bytes/s, for downloads. ``disable`` hides it entirely (another process
+    reports, or the user asked for quiet); ``log_lines=False`` keeps it silent without a terminal too,
+    for callers that write their own log lines.
     """
     console = console or Console(stderr=True)
     counts: list[ProgressColumn] = (
