@@ -7,6 +7,7 @@ corrupt files are handled the same way everywhere.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from .errors import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# .gif counts as an image: an animated one is read as its first frame (with a note in the log).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 def is_image(path: Path) -> bool:
@@ -66,15 +68,40 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), mode="L")
 
 
-def load_image(path: str | Path, keep_alpha: bool = False) -> tuple[Image.Image, Image.Image | None]:
+_noted: set[str] = set()  # files already logged about (large, animated): once per file and process
+
+
+def _note_once(path: str | Path, message: str) -> None:
+    key = f"{path}: {message}"
+    if key not in _noted:
+        _noted.add(key)
+        log.warning("%s %s", path, message)
+
+
+def load_image(path: str | Path, keep_alpha: bool = False,
+               max_side: int | None = None) -> tuple[Image.Image, Image.Image | None]:
     """Decode an image as 8-bit RGB with its EXIF orientation applied.
 
     Returns ``(rgb, alpha)``; ``alpha`` is the transparency channel (mode ``L``) when ``keep_alpha`` is
     set and the image has one, else ``None``. Raises ``OSError``/``ValueError`` for unreadable files.
+
+    ``max_side`` says the caller will scale the long side down to at most that: a JPEG is then decoded
+    at a reduced scale (never below it), which bounds the time and memory of very large photos. Images
+    above PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) are logged, and refused above
+    twice that; an animated GIF/WebP gives its first frame, with a note.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
         with Image.open(path) as img:
+            if getattr(img, "n_frames", 1) > 1:
+                _note_once(path, f"is animated ({img.n_frames} frames): using its first frame")
+            if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+                w, h = img.size
+                _note_once(path, f"is very large ({w}×{h} pixels): decoding it takes a lot of memory and "
+                                 "time")
+            if max_side and max(img.size) > 2 * max_side and img.format == "JPEG":
+                scale = max_side / max(img.size)
+                img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
             img.load()
             img = ImageOps.exif_transpose(img)
     alpha = None
@@ -98,16 +125,27 @@ def try_load_image(path: Path, keep_alpha: bool = False) -> tuple[Image.Image, I
         return None
 
 
+def from_uint8(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (0..255, any shape, any device) → float32 in [-1, 1], the range the generators work in.
+
+    The one place that maps pixels to the generators' range; ``to_uint8`` is its inverse.
+    """
+    return x.float().div(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float in [-1, 1] (any shape, any device) → uint8 pixels, clamped and rounded as an image file would be."""
+    return x.detach().float().clamp(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB → float tensor ``[3, H, W]`` in [-1, 1], the range the generators work in."""
-    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
-    return arr.permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    """PIL RGB → float tensor ``[3, H, W]`` in [-1, 1]."""
+    return from_uint8(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1))
 
 
 def to_image(t: torch.Tensor) -> Image.Image:
     """Float tensor ``[3, H, W]`` in [-1, 1] → PIL RGB."""
-    arr = t.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr, mode="RGB")
+    return Image.fromarray(to_uint8(t).permute(1, 2, 0).cpu().numpy(), mode="RGB")
 
 
 def mirror_path(src: Path, input_root: Path, output_root: Path, suffix: str | None = None) -> Path:

@@ -30,18 +30,11 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import Progress
 
 from .errors import UserError
 from .files import write_json
+from .progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +53,7 @@ class _Interrupted(Exception):
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=_console,
-    )
+    return progress_bar(transfer=True, console=_console)
 
 
 # -- checksums -------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from .data import image_folder, mirror_path, try_load_image
 from .errors import UserError
 from .files import atomic_write, write_json
 from .metrics import INCEPTION_URL, Scores, fid_kid, find_test_split, folder_features, load_inception
+from .outputs import write_image
 from .runtime import resolve_device
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,8 @@ def translate_inputs(run: Path, direction: str, inputs: list[Path], root: Path, 
     jobs = [(src, mirror_path(src, root, out_dir, ".png")) for src in inputs]
     summary = Summary()
     run_jobs(translator, jobs, TranslateConfig(format="png", workers=cfg.workers, overwrite=True), summary)
+    if summary.stopped:  # a full or read-only disk: nothing more can be written
+        raise UserError(summary.stopped)
     failed = {src for src, _ in summary.failed}
     return {src: None if src in failed else out for src, out in jobs}
 
@@ -243,12 +246,12 @@ class NSTBaseline:
 
     def stylize(self, inputs: list[Path], root: Path, out_dir: Path, styles: list[Path]) -> dict[Path, Path | None]:
         """Stylise ``inputs`` (the i-th with ``styles[i % len(styles)]``) into ``out_dir``; returns the outputs."""
-        from rich.progress import Progress
+        from .progress import progress_bar
 
         record = out_dir / "nst.json"  # what each output was made from
         made = json.loads(record.read_text()) if record.is_file() else {}
         outputs: dict[Path, Path | None] = {}
-        with Progress(console=Console(stderr=True), transient=True) as progress:
+        with progress_bar(transient=True) as progress:
             task = progress.add_task("NST baseline", total=len(inputs))
             for i, src in enumerate(inputs):
                 dst = mirror_path(src, root, out_dir, ".png")
@@ -295,7 +298,7 @@ def _thumbnail(src: Path, dst: Path) -> Path | None:
             return None
         img = loaded[0]
         img.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.BICUBIC)
-        atomic_write(dst, lambda tmp: img.save(tmp, format="JPEG", quality=85))
+        write_image(dst, img, quality=85)
     return dst
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data import image_folder, try_load_image
+from .data import from_uint8, image_folder, to_uint8, try_load_image
 from .errors import UserError
 from .runtime import autocast
 
@@ -169,10 +169,10 @@ def translate_batches(
 ) -> Iterator[torch.Tensor]:
     """Run uint8 batches through a generator; its outputs come back as uint8, as if saved as PNG."""
     for batch in batches:
-        x = batch.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        x = from_uint8(batch.to(device, non_blocking=True))
         with autocast(device, precision):
             y = generator(x)
-        yield y.float().clamp(-1, 1).add(1).mul(127.5).round().byte()
+        yield to_uint8(y)
 
 
 @torch.no_grad()

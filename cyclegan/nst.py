@@ -20,16 +20,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import make_layers
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from .config import StylizeConfig
-from .data import image_folder, is_image, load_image, mirror_path, try_load_image
+from .data import load_image
 from .errors import UserError
-from .files import atomic_write
+from .files import DiskError
+from .outputs import plan_outputs, write_image
+from .progress import progress_bar
 from .runtime import resolve_device
 from .summary import Summary
 
@@ -330,11 +331,7 @@ def preserve_color(stylized: Image.Image, content: Image.Image) -> Image.Image:
 
 def save_image(img: Image.Image, path: Path) -> None:
     """Write atomically, in the format the suffix names (so a Ctrl-C never leaves a truncated file)."""
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(f"cannot tell the image format of {str(path)!r} from its suffix")
-    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
+    write_image(Path(path), img, quality=95)
 
 
 # --- the workflow -------------------------------------------------------------------------------------
@@ -433,25 +430,14 @@ def _format_losses(losses: dict[str, float]) -> str:
 
 
 def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:
-    """``cyclegan stylize``: one content image or a folder of them, written to ``cfg.output``."""
+    """``cyclegan stylize``: one content image or a folder of them, written to ``cfg.output``.
+
+    A full or read-only disk stops the run (``summary.stopped``); what was written stays.
+    """
     console = console or Console(stderr=True)
     check_config(cfg)
-    content_root, out_root = Path(cfg.content), Path(cfg.output)
-    images = image_folder(content_root, "content")
-    if content_root.is_dir():
-        if is_image(out_root):
-            raise UserError(f"CONTENT is a folder, so OUTPUT {str(out_root)!r} must be a folder too")
-        # Outputs written inside the content folder must not become inputs on the next run.
-        out_abs = out_root.resolve()
-        images = [p for p in images if not p.resolve().is_relative_to(out_abs)]
-    jobs = [(src, mirror_path(src, content_root, out_root)) for src in images]
     summary = Summary()
-    todo = []
-    for src, dst in jobs:
-        if dst.exists() and not cfg.overwrite:
-            summary.skipped.append(dst)
-        else:
-            todo.append((src, dst))
+    todo = plan_outputs(cfg.content, cfg.output, summary, overwrite=cfg.overwrite, what="content")
     if not todo:
         return summary
 
@@ -459,38 +445,40 @@ def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     stylizer = Stylizer(cfg, device)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[losses]}"),
-    )
-    with Progress(*columns, console=console) as progress:
-        images_task = progress.add_task("images", total=len(todo), losses="") if len(todo) > 1 else None
+    with progress_bar("losses", unit="steps", console=console) as progress:
+        images_task = None
+        if len(todo) > 1:
+            images_task = progress.add_task("images", total=len(todo), losses="", unit="images")
         steps_task = progress.add_task("steps", total=cfg.steps, losses="")
 
         def on_step(losses: dict[str, float]) -> None:
             progress.update(steps_task, advance=1, losses=_format_losses(losses))
 
-        for src, dst in todo:
-            loaded = try_load_image(src)
-            if loaded is None:
-                summary.failed.append((src, "unreadable image"))
-            else:
-                progress.reset(steps_task, total=cfg.steps, description=src.name, losses="")
-                try:
-                    image, _, _ = stylizer(loaded[0], on_step)
-                    save_image(image, dst)
-                    summary.converted.append(dst)
-                except (UserError, OSError, RuntimeError, ValueError) as e:  # e.g. out of memory; go on
-                    log.warning("failed on %s: %s", src, e)
-                    summary.failed.append((src, f"{type(e).__name__}: {e}"))
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
+        for n, (src, dst) in enumerate(todo):
+            progress.reset(steps_task, total=cfg.steps, description=src.name, losses="")
+            try:
+                stylize_one(stylizer, src, dst, on_step)
+                summary.converted.append(src)
+            except DiskError as e:  # every later write would fail too: stop, keep what was written
+                summary.stopped, summary.not_done = str(e), len(todo) - n
+                break
+            except (UserError, OSError, RuntimeError, ValueError) as e:  # unreadable, out of memory; go on
+                log.warning("failed on %s: %s", src, e)
+                summary.failed.append((src, str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"))
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             if images_task is not None:
                 progress.advance(images_task)
     return summary
+
+
+def stylize_one(stylizer: Stylizer, src: Path, dst: Path, on_step=None) -> None:
+    try:
+        content = load_image(src)[0]
+    except Exception as e:  # PIL raises a zoo of types for broken files
+        raise UserError(f"unreadable image ({type(e).__name__}: {e})") from None
+    image, _, _ = stylizer(content, on_step)
+    save_image(image, dst)
 
 
 def recolor(stylized: str | Path, content: str | Path, output: str | Path) -> Path:
@@ -504,6 +492,9 @@ def recolor(stylized: str | Path, content: str | Path, output: str | Path) -> Pa
         except Exception as e:
             raise UserError(f"{what} {str(path)!r} is unreadable ({e})") from None
     output = Path(output)
+    for what, path in (("stylized image", stylized), ("content image", content)):
+        if output.resolve() == Path(path).resolve():
+            raise UserError(f"the output {output} is the {what}: choose another output file")
     save_image(preserve_color(*images), output)
     return output
 

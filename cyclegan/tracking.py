@@ -8,15 +8,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
+
+from . import progress
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +92,8 @@ class Tracker:
 
 
 def progress_bar(disable: bool = False) -> Progress:
-    """A rich progress bar with a free-text field for the latest losses."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        disable=disable,
-        transient=False,
-    )
+    """The training bar: steps, steps/s, and a free-text ``info`` field for the latest losses.
+
+    Without a terminal it stays silent: the training loop writes its own periodic lines with the losses.
+    """
+    return progress.progress_bar("info", unit="steps", disable=disable, log_lines=False)

@@ -15,43 +15,35 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import ExifTags, Image
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import load_any_generator
 from .config import TranslateConfig
-from .data import image_folder, load_image, mirror_path
+from .data import from_uint8, load_image, to_uint8
 from .errors import UserError
-from .files import atomic_write
+from .files import DiskError
 from .models import GeneratorSpec, build_generator, size_multiple
 from .models.legacy import describe
+from .outputs import ALPHA_FORMATS, image_format, plan_outputs, write_image
+from .progress import progress_bar
 from .runtime import autocast, resolve_device, resolve_precision
 from .summary import Summary
 
 log = logging.getLogger(__name__)
 
 FORMATS = {"same": None, "png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
-ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # output formats that keep the input's transparency
-QUALITY_FORMATS = ("JPEG", "WEBP")
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -102,7 +94,7 @@ class Translator:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
         if x.dtype == torch.uint8:
-            x = x.float().div_(127.5).sub_(1.0)  # the same arithmetic as data.to_tensor
+            x = from_uint8(x)
         n, _, h, w = x.shape
         step = n if self._max_pixels is None else max(1, min(n, self._max_pixels // (h * w)))
         parts = [self._run(x[i:i + step]) for i in range(0, n, step)]
@@ -177,7 +169,10 @@ def target_size(size: tuple[int, int], resize: int | None, max_side: int | None)
 def peek_size(path: Path, resize: int | None, max_side: int | None) -> tuple[int, int]:
     """The size an image will have, from its header alone (no decoding); (0, 0) when unreadable."""
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_image reports it
+            img = Image.open(path)
+        with img:
             w, h = img.size
             if img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # rotated by 90°
                 w, h = h, w
@@ -187,18 +182,27 @@ def peek_size(path: Path, resize: int | None, max_side: int | None) -> tuple[int
 
 
 class ImageFiles(Dataset):
-    """Decodes one image per item: ``(index, uint8 [H, W, 3] tensor, alpha [H, W] or None, error)``."""
+    """Decodes one image per item: ``(index, uint8 [H, W, 3] tensor, alpha [H, W] or None, error)``.
 
-    def __init__(self, paths: list[Path], keep_alpha: list[bool], resize: int | None, max_side: int | None):
+    ``sizes`` are the sizes planned from the headers (``peek_size``). A large JPEG is decoded at a
+    reduced scale when ``max_side`` allows it, and then resized to its planned size, as if decoded in full.
+    """
+
+    def __init__(self, paths: list[Path], keep_alpha: list[bool], resize: int | None, max_side: int | None,
+                 sizes: list[tuple[int, int]] | None = None):
         self.paths, self.keep_alpha, self.resize, self.max_side = paths, keep_alpha, resize, max_side
+        self.sizes = sizes or [(0, 0)] * len(paths)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
         try:
-            rgb, alpha = load_image(self.paths[i], keep_alpha=self.keep_alpha[i])
+            rgb, alpha = load_image(self.paths[i], keep_alpha=self.keep_alpha[i], max_side=self.max_side)
             size = target_size(rgb.size, self.resize, self.max_side)
+            planned = self.sizes[i]
+            if planned != (0, 0) and (planned[0] >= planned[1]) == (size[0] >= size[1]):
+                size = planned  # the same up to a pixel of rounding, unless the header lied
             if size != rgb.size:
                 rgb = rgb.resize(size, Image.BICUBIC)
                 alpha = alpha.resize(size, Image.BICUBIC) if alpha is not None else None
@@ -240,29 +244,7 @@ def size_batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int
     return batches
 
 
-def pil_format(path: Path) -> str:
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(f"cannot write {path}: unknown image format {path.suffix!r}")
-    return fmt
-
-
-def write_output(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, quality: int) -> Path:
-    """Encode ``rgb`` (uint8 [H, W, 3]) and write it atomically, with ``alpha`` where the format has one."""
-    img = Image.fromarray(rgb, "RGB")
-    fmt = pil_format(path)
-    if alpha is not None and fmt in ALPHA_FORMATS:
-        img.putalpha(Image.fromarray(alpha, "L"))
-    options = {"quality": quality} if fmt in QUALITY_FORMATS else {}
-    return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
-
-
 # ------------------------------------------------------------------------------------------ workflow
-
-
-class RateColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:.1f} images/s" if task.speed else "… images/s", style="progress.data.speed")
 
 
 def plan(cfg: TranslateConfig, summary: Summary) -> list[tuple[Path, Path]]:
@@ -276,32 +258,18 @@ def plan(cfg: TranslateConfig, summary: Summary) -> list[tuple[Path, Path]]:
             raise UserError(f"--{name.replace('_', '-')} must be a positive number of pixels")
     if cfg.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    src_root, out_root = Path(cfg.input), Path(cfg.output)
-    suffix = FORMATS[cfg.format.lower()]
-    out_resolved = out_root.resolve()
-    jobs = []
-    for src in image_folder(src_root, "input"):
-        if src_root.is_dir() and src.resolve().is_relative_to(out_resolved):
-            continue  # the output folder inside the input folder: earlier outputs are not inputs
-        out = mirror_path(src, src_root, out_root, suffix)
-        pil_format(out)
-        if out.resolve() == src.resolve():
-            raise UserError(f"the output {out} would overwrite its input: choose another output folder")
-        if out.exists() and not cfg.overwrite:
-            summary.skipped.append(src)
-        else:
-            jobs.append((src, out))
-    return jobs
+    return plan_outputs(cfg.input, cfg.output, summary, suffix=FORMATS[cfg.format.lower()],
+                        overwrite=cfg.overwrite)
 
 
 def translate_folder(cfg: TranslateConfig, translator: Translator | None = None) -> Summary:
     """Translate ``cfg.input`` (an image or a folder, recursively) into ``cfg.output``.
 
-    Returns the ``Summary`` (converted / skipped / failed); printing it is up to the caller. Pass a
-    ``translator`` to reuse a loaded generator across calls.
+    Returns the ``Summary`` (converted / skipped / failed, and why a run stopped early); printing it
+    is up to the caller. Pass a ``translator`` to reuse a loaded generator across calls.
     """
     summary = Summary()
-    jobs = plan(cfg, summary)
+    jobs = plan(cfg, summary)  # refuses a plan that would lose an image before the network loads
     if summary.skipped:
         log.info("%d outputs exist already and are skipped (--overwrite to redo them)", len(summary.skipped))
     if not jobs:
@@ -315,75 +283,141 @@ def translate_folder(cfg: TranslateConfig, translator: Translator | None = None)
 
 def run_jobs(translator: Translator, jobs: list[tuple[Path, Path]], cfg: TranslateConfig,
              summary: Summary) -> None:
-    """Translate ``(input, output)`` pairs, recording each in ``summary``."""
-    device = translator.device
+    """Translate ``(input, output)`` pairs, recording each in ``summary``.
+
+    The device translates one batch while the writer threads encode the previous one. A full or
+    read-only disk stops the run (``summary.stopped``); what was written stays.
+    """
     sources = [src for src, _ in jobs]
-    keep_alpha = [pil_format(out) in ALPHA_FORMATS for _, out in jobs]
+    progress = progress_bar(disable=not cfg.progress)
+    task = progress.add_task("translating", total=len(jobs))
+
+    def fail(i: int, why: str) -> None:
+        log.warning("could not translate %s (%s)", sources[i], why)
+        summary.failed.append((sources[i], why))
+        progress.advance(task)
+
+    def written(i: int, error: Exception | None) -> None:
+        if error is None:
+            summary.converted.append(sources[i])
+            progress.advance(task)
+        elif not isinstance(error, DiskError):
+            fail(i, f"writing {jobs[i][1]}: {type(error).__name__}: {error}")
+        elif summary.stopped is None:  # the first of them says it all; the run stops
+            summary.stopped = str(error)
+
+    batches_in = decoded_batches(jobs, cfg, translator.device)  # worker processes start before any thread
+    writer = Writer(written, threads=cfg.writers or min(8, os.cpu_count() or 1), backlog=cfg.batch_size)
+    with progress, writer, torch.inference_mode():
+        for batch in translated_batches(translator, batches_in, fail):
+            for k, i in enumerate(batch.indices):
+                if not batch.finite[k]:
+                    fail(i, "the generator's output is not finite (NaN or infinity): no image written")
+                else:
+                    writer.submit(i, jobs[i][1], batch.pixels[k], batch.alphas[k], cfg.quality)
+            if summary.stopped:
+                break
+    summary.not_done = len(jobs) - len(summary.converted) - len(summary.failed) if summary.stopped else 0
+
+
+def decoded_batches(jobs: list[tuple[Path, Path]], cfg: TranslateConfig, device: torch.device):
+    """Batches of decoded inputs of one size each: ``(groups, failures)`` as ``collate_by_size`` makes them."""
+    sources = [src for src, _ in jobs]
+    keep_alpha = [image_format(out) in ALPHA_FORMATS for _, out in jobs]
     sizes = [peek_size(src, cfg.resize, cfg.max_side) for src in sources]
     batches = size_batches(sizes, cfg.batch_size)
     workers = min(cfg.workers, len(batches))
-    loader = DataLoader(
-        ImageFiles(sources, keep_alpha, cfg.resize, cfg.max_side),
+    return iter(DataLoader(
+        ImageFiles(sources, keep_alpha, cfg.resize, cfg.max_side, sizes),
         batch_sampler=batches,
         collate_fn=collate_by_size,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         prefetch_factor=2 if workers > 0 else None,
-    )
-    writers = cfg.writers or min(8, os.cpu_count() or 1)
-    max_in_flight = 4 * writers + cfg.batch_size  # outputs waiting for a writer (they hold memory)
-    writes: deque[tuple[int, Future]] = deque()
-    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), disable=not cfg.progress)
+    ))
 
-    def finish_writes(block_above: int) -> None:
-        while writes and (writes[0][1].done() or len(writes) > block_above):
-            i, future = writes.popleft()
+
+@dataclass
+class Translated:
+    """One translated batch on its way to the CPU: usable once ``ready()`` returns."""
+
+    indices: list[int]
+    pixels: torch.Tensor  # uint8 [N, H, W, 3]
+    finite: torch.Tensor  # bool [N]: False where the generator produced NaN or infinity
+    alphas: list
+    event: torch.cuda.Event | None
+
+    def ready(self) -> Translated:
+        if self.event is not None:
+            self.event.synchronize()
+        return self
+
+
+def translated_batches(translator: Translator, batches_in, fail) -> Iterator[Translated]:
+    """Decode → device → translate → uint8, one batch behind: a batch is handed on once the device
+    has the next one queued, so the device never waits for the writers. Failures go to ``fail``."""
+    device = translator.device
+    pending = None
+    for groups, failures in batches_in:
+        for i, error in failures:
+            fail(i, f"unreadable image: {error}")
+        for indices, images, alphas in groups:
             try:
-                future.result()
-                summary.converted.append(sources[i])
-            except Exception as e:
-                log.warning("could not write %s (%s: %s)", jobs[i][1], type(e).__name__, e)
-                summary.failed.append((sources[i], f"writing {jobs[i][1]}: {type(e).__name__}: {e}"))
-            progress.advance(task)
+                y = translator(images.permute(0, 3, 1, 2))
+            except Exception as e:  # one odd batch must not end the run
+                for i in indices:
+                    fail(i, f"{type(e).__name__}: {e}")
+                continue
+            finite = torch.isfinite(y).flatten(1).all(1)  # one reduction per batch, no sync
+            # uint8 HWC on the device: a quarter of the bytes to copy back, ready for PIL.
+            pixels = to_uint8(y).permute(0, 2, 3, 1).contiguous()
+            event = torch.cuda.Event() if device.type == "cuda" else None
+            batch = Translated(indices, pixels.to("cpu", non_blocking=True), finite.to("cpu", non_blocking=True),
+                               alphas, event)
+            if event is not None:
+                event.record()
+            if pending is not None:
+                yield pending.ready()
+            pending = batch
+    if pending is not None:
+        yield pending.ready()
 
-    def submit(indices, alphas, out, event) -> None:
-        if event is not None:
-            event.synchronize()
-        out = out.numpy()
-        for k, i in enumerate(indices):
-            writes.append((i, pool.submit(write_output, jobs[i][1], out[k], alphas[k], cfg.quality)))
-        finish_writes(max_in_flight)
 
-    batches_in = iter(loader)  # starts the workers before any other thread (progress, writers) exists
-    with ThreadPoolExecutor(writers, thread_name_prefix="write") as pool, progress, torch.inference_mode():
-        task = progress.add_task("translating", total=len(jobs))
-        pending = None  # the previous batch: handed to the writers while the device runs the next one
-        for groups, failures in batches_in:
-            for i, error in failures:
-                log.warning("skipping unreadable image %s (%s)", sources[i], error)
-                summary.failed.append((sources[i], error))
-                progress.advance(task)
-            for indices, images, alphas in groups:
-                try:
-                    y = translator(images.permute(0, 3, 1, 2))
-                except Exception as e:  # one odd batch must not end the run
-                    names = ", ".join(str(sources[i]) for i in indices)
-                    log.warning("could not translate %s (%s: %s)", names, type(e).__name__, e)
-                    summary.failed.extend((sources[i], f"{type(e).__name__}: {e}") for i in indices)
-                    progress.advance(task, len(indices))
-                    continue
-                # uint8 HWC on the device: a quarter of the bytes to copy back, ready for PIL.
-                out = y.clamp_(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8).permute(0, 2, 3, 1)
-                out = out.contiguous().to("cpu", non_blocking=True)
-                event = None
-                if device.type == "cuda":
-                    event = torch.cuda.Event()
-                    event.record()
-                if pending is not None:
-                    submit(*pending)
-                pending = (indices, alphas, out, event)
-        if pending is not None:
-            submit(*pending)
-        finish_writes(0)
+class Writer:
+    """Encodes and writes images on a thread pool (PIL releases the GIL while it encodes).
+
+    At most ``4 × threads + backlog`` images wait for a thread, since each holds memory. Each result,
+    in submission order, goes to ``done(index, error or None)``. Leaving the ``with`` block waits for
+    every write, unless one failed with a full or read-only disk: then the waiting ones are dropped.
+    """
+
+    def __init__(self, done, threads: int, backlog: int):
+        self.done, self.max_waiting = done, 4 * threads + backlog
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="write")
+        self.waiting: deque[tuple[int, Future]] = deque()
+        self.disk_full = False
+
+    def submit(self, i: int, path: Path, rgb: torch.Tensor, alpha, quality: int) -> None:
+        if self.disk_full:
+            return
+        self.waiting.append((i, self.pool.submit(write_image, path, rgb.numpy(), alpha, quality)))
+        self.collect(block_above=self.max_waiting)
+
+    def collect(self, block_above: int) -> None:
+        """Report finished writes; wait for the oldest while more than ``block_above`` are waiting."""
+        while self.waiting and (self.waiting[0][1].done() or len(self.waiting) > block_above):
+            i, future = self.waiting.popleft()
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if isinstance(error, DiskError) and not self.disk_full:
+                self.disk_full = True
+                self.pool.shutdown(wait=False, cancel_futures=True)  # every later write would fail too
+            self.done(i, error)
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.collect(block_above=0)
+        self.pool.shutdown()

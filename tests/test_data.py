@@ -9,8 +9,12 @@ from cyclegan.data import (
     UnpairedDataset,
     domain_folder,
     find_images,
+    from_uint8,
     image_folder,
     load_image,
+    to_image,
+    to_tensor,
+    to_uint8,
 )
 from cyclegan.errors import UserError
 from tests.conftest import make_folder, write_image
@@ -124,3 +128,35 @@ def test_epoch_batches_order_resume_and_ranks():
     assert len(ranks[0]) == len(ranks[1]) == 2
     seen = {i for r in ranks for b in r for _, i in b}
     assert seen == set(range(7))
+
+
+def test_large_images_are_logged_also_in_training(tmp_path, monkeypatch, caplog):
+    """Between PIL's warning and error limits an image is decoded, but never silently."""
+    a = make_folder(tmp_path / "A", 1, size=(64, 48))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 64×48 = 3072 pixels: over it, under twice it
+    ds = UnpairedDataset(find_images(a), find_images(a), Augment(load_size=32, image_size=32))
+    with caplog.at_level("WARNING"):
+        item = ds[(0, 0)]
+        ds[(1, 0)]
+    assert item["bad"] == []
+    notes = [r.getMessage() for r in caplog.records if "very large" in r.getMessage()]
+    assert len(notes) == 1 and "img_000.png" in notes[0] and "64×48" in notes[0]  # once per file
+
+
+def test_max_side_decodes_a_large_jpeg_at_a_reduced_scale(tmp_path):
+    photo = write_image(tmp_path / "photo.jpg", size=(400, 300))
+    assert load_image(photo)[0].size == (400, 300)
+    assert load_image(photo, max_side=100)[0].size == (100, 75)  # a quarter of the scale: never below 100
+    assert load_image(photo, max_side=90)[0].size == (100, 75)
+    assert load_image(photo, max_side=300)[0].size == (400, 300)  # less than a halving: decoded in full
+
+
+def test_uint8_conversion_round_trips():
+    pixels = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16)
+    x = from_uint8(pixels)
+    assert x.dtype == torch.float32 and x.min() == -1 and x.max() == 1
+    assert torch.equal(to_uint8(x), pixels)
+    assert torch.equal(to_uint8(torch.tensor([-3.0, float("inf"), 0.999])), torch.tensor([0, 255, 255],
+                                                                                      dtype=torch.uint8))
+    img = Image.fromarray(pixels[0].permute(1, 2, 0).numpy())
+    assert np.array_equal(np.asarray(to_image(to_tensor(img))), np.asarray(img))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import shutil
 from pathlib import Path
@@ -309,3 +310,48 @@ def test_real_vgg_preserve_color_keeps_mean_chroma(real_vgg, photo_and_painting)
     ref = np.asarray(nst.resize_long_side(load_image(photo)[0], 128).convert("YCbCr"), dtype=float)
     assert np.abs(out[..., 0] - ref[..., 0]).mean() > 2  # the luminance did change
     assert np.abs(out[..., 1:].mean((0, 1)) - ref[..., 1:].mean((0, 1))).max() < 1.5  # the colour did not
+
+
+# --- stylize and recolor outputs: never over an input; a full disk stops the run ---------------------------
+
+
+def _stylize_args(tmp_path, content, output, *extra):
+    weights = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
+    style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
+    return ["stylize", str(content), str(style), str(output), "--vgg-weights", str(weights),
+            "--content-layers", "conv2_1", "--style-layers", "conv1_1", "--size", "16", "--steps", "1",
+            "--device", "cpu", *extra]  # fmt: skip
+
+
+def test_stylize_never_writes_over_its_content(tmp_path):
+    photo = write_image(tmp_path / "photo.png", size=(24, 24), seed=1)
+    before = photo.read_bytes()
+    result = runner.invoke(app, _stylize_args(tmp_path, photo, photo, "--overwrite"))
+    assert result.exit_code == 2 and "would overwrite its input" in result.output
+    assert photo.read_bytes() == before
+    folder = make_folder(tmp_path / "photos", 2)
+    result = runner.invoke(app, _stylize_args(tmp_path, folder, folder))
+    assert result.exit_code == 2 and "is the content folder" in result.output
+    stylized = write_image(tmp_path / "stylized.png", seed=3)
+    result = runner.invoke(app, ["recolor", str(stylized), str(photo), str(photo)])
+    assert result.exit_code == 2 and "is the content image" in result.output
+    assert photo.read_bytes() == before
+
+
+def test_stylize_stops_at_a_full_disk(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "photos [x]", 3)
+    out = tmp_path / "out"
+    args = _stylize_args(tmp_path, folder, out)
+    real_save, saves = Image.Image.save, []
+
+    def save(self, fp, *args, **kwargs):
+        saves.append(fp)
+        if len(saves) > 1:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "read-only" in result.output and "stopped" in result.output
+    assert len(saves) == 2 and [p.name for p in out.iterdir()] == ["img_000.png"]

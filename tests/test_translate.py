@@ -1,5 +1,6 @@
 """``cyclegan translate``: folders in, same-size translations out, whatever the input throws at it."""
 
+import errno
 import logging
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from cyclegan import translate
 from cyclegan.checkpoint import load_generator, save_generator
 from cyclegan.cli import app
 from cyclegan.config import TranslateConfig
 from cyclegan.data import load_image, to_image, to_tensor
+from cyclegan.errors import UserError
 from cyclegan.models import GeneratorSpec, build_generator
 from cyclegan.translate import Translator, load_translator, pad_to_multiple, size_batches, translate_folder
 from tests.conftest import make_folder, shared_path, write_image
@@ -258,3 +261,115 @@ def test_out_of_memory_falls_back_to_smaller_batches_then_cpu(tmp_path, caplog):
     reference = tiny_generator()
     for path in sorted(src.iterdir()):
         assert np.abs(pixels(tmp_path / "out" / path.name) - direct(reference, path)).max() <= 1
+
+
+# --- outputs: collisions, inputs never overwritten, full disks, bad images, odd names ---------------------
+
+
+def test_two_inputs_for_one_output_are_refused_before_the_network_loads(tmp_path):
+    src = tmp_path / "in"
+    write_image(src / "x.jpg", seed=1)
+    write_image(src / "x.png", seed=2)
+    cfg = TranslateConfig(checkpoint=str(tmp_path / "no-such-model.pth"), input=str(src),
+                          output=str(tmp_path / "out"), format="png")
+    with pytest.raises(UserError) as e:
+        translate_folder(cfg)  # a network load would fail on the missing checkpoint instead
+    message = str(e.value)
+    assert str(src / "x.jpg") in message and str(src / "x.png") in message
+    assert str(tmp_path / "out" / "x.png") in message and "--format same" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_equal_to_the_input_folder_is_an_error(tmp_path, pth):
+    src = make_folder(tmp_path / "in", 2)
+    result = translate_cli(pth, src, src, code=2)
+    assert "is the input folder" in result.output
+    result = translate_cli(pth, src, tmp_path, code=2)  # the input folder inside the output folder
+    assert "no images outside the output folder" in result.output
+    assert sorted(p.name for p in src.iterdir()) == ["img_000.png", "img_001.png"]
+
+
+def test_full_disk_stops_the_run_and_keeps_what_was_written(tmp_path, pth, monkeypatch):
+    src = make_folder(tmp_path / "in", 20, size=(16, 16))
+    out = tmp_path / "out"
+    real_save, saves = Image.Image.save, []
+
+    def save(self, fp, *args, **kwargs):
+        saves.append(fp)
+        if len(saves) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    cfg = TranslateConfig(input=str(src), output=str(out), batch_size=1, workers=0, writers=1, progress=False)
+    summary = translate_folder(cfg, translator=Translator(tiny_generator(), SPEC, torch.device("cpu")))
+    assert summary.exit_code != 0
+    assert "no space left" in summary.stopped and str(out) in summary.stopped
+    assert len(summary.converted) == 3 and summary.failed == [] and summary.not_done == 17
+    assert len(saves) < 12  # stopped early, not one failed write per image
+    assert sorted(p.name for p in out.iterdir()) == [f"img_{i:03d}.png" for i in range(3)]  # no temporaries
+
+    result = translate_cli(pth, src, tmp_path / "out2", code=2)
+    assert "no space left" in result.output and "stopped" in result.output
+
+
+def test_non_finite_generator_output_is_a_failure_not_a_black_image(tmp_path):
+    src = make_folder(tmp_path / "in", 2, size=(32, 32))
+    write_image(src / "odd.png", size=(48, 48), seed=5)
+    net = tiny_generator()
+    real_forward = net.forward
+    net.forward = lambda x: real_forward(x) * (float("nan") if x.shape[-1] == 48 else 1.0)
+    cfg = TranslateConfig(input=str(src), output=str(tmp_path / "out"), workers=0, progress=False)
+    summary = translate_folder(cfg, translator=Translator(net, SPEC, torch.device("cpu")))
+    assert summary.exit_code == 1 and len(summary.converted) == 2
+    assert [(p.name, "not finite" in why) for p, why in summary.failed] == [("odd.png", True)]
+    assert not (tmp_path / "out" / "odd.png").exists()
+
+
+def test_decompression_bombs_warn_and_max_side_bounds_the_decode(tmp_path, monkeypatch, caplog):
+    src = tmp_path / "in"
+    write_image(src / "large.jpg", size=(128, 64), seed=1)  # 8192 pixels: above the limit, below twice it
+    write_image(src / "huge.png", size=(128, 128), seed=2)  # 16384: above twice the limit
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)
+    cfg = TranslateConfig(input=str(src), output=str(tmp_path / "out"), max_side=16, workers=0, progress=False)
+    decoded = []
+    real_load = translate.load_image
+
+    def load_image(*args, **kwargs):
+        decoded.append(real_load(*args, **kwargs))
+        return decoded[-1]
+
+    monkeypatch.setattr(translate, "load_image", load_image)
+    with caplog.at_level(logging.WARNING):
+        summary = translate_folder(cfg, translator=Translator(tiny_generator(), SPEC, torch.device("cpu")))
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "large.jpg" in messages and "128×64" in messages
+    assert [p.name for p in summary.converted] == ["large.jpg"]
+    assert [(p.name, "DecompressionBombError" in why) for p, why in summary.failed] == [("huge.png", True)]
+    assert [rgb.size for rgb, _ in decoded] == [(16, 8)]  # decoded at an eighth of the scale, not in full
+    assert Image.open(tmp_path / "out" / "large.jpg").size == (16, 8)
+
+
+def test_animated_gif_is_read_as_its_first_frame_and_written_as_png(tmp_path, pth, caplog):
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [Image.new("RGB", (32, 32), c) for c in ("red", "blue")]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])
+    with caplog.at_level(logging.WARNING):
+        translate_cli(pth, src, tmp_path / "out")
+    assert Image.open(tmp_path / "out" / "anim.png").size == (32, 32)
+    notes = [r.getMessage() for r in caplog.records if "animated" in r.getMessage()]
+    assert len(notes) == 1 and "anim.gif" in notes[0] and "first frame" in notes[0]
+    write_image(src / "anim.png", seed=3)  # now two inputs would both be written to anim.png
+    result = translate_cli(pth, src, tmp_path / "out2", code=2)
+    assert "anim.gif" in result.output and "anim.png" in result.output
+
+
+def test_odd_file_names_are_printed_as_they_are(tmp_path, pth):
+    src = tmp_path / "x[/]y"
+    make_folder(src, 1)
+    (src / "[bold]x.jpg").write_bytes(b"not an image")
+    (src / "[red]b.png").write_bytes(b"not an image either")
+    result = translate_cli(pth, src, tmp_path / "out", code=1)
+    flat = result.output.replace("\n", "")
+    assert f"failed: {src / '[bold]x.jpg'}" in flat and f"failed: {src / '[red]b.png'}" in flat

@@ -1,0 +1,105 @@
+"""The one progress bar of the toolkit: training, translation, style transfer, downloads, metrics.
+
+On a terminal it is a live rich bar. When stderr is not a terminal (a log file, CI, a batch job) a live
+bar would print nothing useful, so the same calls write a plain log line every ``LOG_EVERY`` seconds and
+one when a task completes. Descriptions and fields are shown as text, never as rich markup, so a file
+named ``[bold]x.jpg`` is printed as it is.
+
+This module imports no torch: the download code uses it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 30.0  # seconds between plain log lines when stderr is not a terminal
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, named by their unit ("12.5 images/s"); a task's ``unit`` field overrides it."""
+
+    def __init__(self, unit: str):
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        rate = f"{task.speed:.1f}" if task.speed else "…"
+        return Text(f"{rate} {task.fields.get('unit', self.unit)}/s", style="progress.data.speed")
+
+
+class _Bar(Progress):
+    """A rich ``Progress`` that, without a terminal, logs a line now and then instead of drawing."""
+
+    def __init__(self, *columns, fields: tuple[str, ...], unit: str, log_lines: bool, **kwargs):
+        super().__init__(*columns, **kwargs)
+        self._fields, self._unit, self._log_lines = fields, unit, log_lines
+        self._logged: dict[TaskID, float | None] = {}
+
+    def update(self, task_id: TaskID, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        self._maybe_log(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._maybe_log(task_id)
+
+    def _maybe_log(self, task_id: TaskID) -> None:
+        if not self._log_lines:
+            return
+        task = self._tasks[task_id]
+        now = time.monotonic()
+        last = self._logged.setdefault(task_id, now)  # the first line comes after LOG_EVERY seconds
+        if last is None or (now - last < LOG_EVERY and not task.finished):
+            return
+        self._logged[task_id] = None if task.finished else now  # completion is logged once
+        done = f"{task.completed:g}/{task.total:g}" if task.total else f"{task.completed:g}"
+        extra = " ".join(str(task.fields[f]) for f in self._fields if task.fields.get(f))
+        log.info("%s: %s %s %s", task.description, done, task.fields.get("unit", self._unit), extra)
+
+
+def progress_bar(*fields: str, unit: str = "images", transfer: bool = False, disable: bool = False,
+                 transient: bool = False, log_lines: bool = True, console: Console | None = None) -> Progress:
+    """A progress bar: description, bar, done/total, rate, elapsed and remaining time.
+
+    ``fields`` name free-text task fields shown after the bar (``add_task(..., info="")`` then
+    ``update(task, info=...)``); ``unit`` names what is counted (a task may say ``unit=`` itself).
+    ``transfer`` shows bytes and bytes/s, for downloads. ``disable`` hides it entirely (another process
+    reports, or the user asked for quiet); ``log_lines=False`` keeps it silent without a terminal too,
+    for callers that write their own log lines.
+    """
+    console = console or Console(stderr=True)
+    counts: list[ProgressColumn] = (
+        [TaskProgressColumn(), DownloadColumn(), TransferSpeedColumn()] if transfer
+        else [MofNCompleteColumn(), RateColumn(unit)]
+    )
+    columns = [
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        *counts,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        *(TextColumn(f"{{task.fields[{f}]}}", markup=False) for f in fields),
+    ]
+    log_lines = log_lines and not disable and not console.is_terminal
+    disable = disable or not console.is_terminal
+    return _Bar(*columns, fields=fields, unit="bytes" if transfer else unit, log_lines=log_lines,
+                console=console, transient=transient, disable=disable)
