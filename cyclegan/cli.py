@@ -203,12 +203,13 @@ def datasets_list(root: RootOption = None) -> None:
     from .catalog import ALIASES, DATASETS, DOMAINS, data_root
     from .download import is_dataset
 
-    table = Table(title=f"Datasets (in {data_root(root)}/)")
-    for column in ("name", "A (trainA)", "B (trainB)", "what", "here"):
+    table = Table(title=Text(f"Datasets (in {data_root(root)}/)"))
+    table.add_column("name", no_wrap=True, min_width=max(len(name) for name in DATASETS))  # names stay whole
+    for column in ("A (trainA)", "B (trainB)", "what", "here"):
         table.add_column(column)
     for d in DATASETS.values():
         table.add_row(d.name, d.a, d.b, d.about, "✓" if is_dataset(data_root(root) / d.name) else "")
-    out = Console()
+    out = Console(markup=False)  # printed as written: paths may hold [brackets]
     out.print(table)
     aliases = {name: [a for a, target in ALIASES.items() if target == name] for name in DOMAINS}
     names = ", ".join(f"{n} ({'/'.join(aliases[n])})" if aliases[n] else n for n in DOMAINS)
@@ -228,7 +229,7 @@ def datasets_download(
     for name in names:
         get_dataset(name)  # every name is checked before the first download starts
     for name in names:
-        Console().print(f"{name}: {ensure_dataset(name, root)}")
+        Console(markup=False).print(f"{name}: {ensure_dataset(name, root)}")
 
 
 @models_app.command("list")
@@ -237,15 +238,18 @@ def models_list() -> None:
     """The official pretrained generators, what they translate, and which are downloaded."""
     from rich.table import Table
 
-    from .catalog import PRETRAINED, models_dir
+    from .catalog import DATASETS, PRETRAINED, models_dir
 
-    table = Table(title=f"Pretrained generators (cache: {models_dir()}/)")
-    for column in ("name", "translates", "trained on", "here"):
-        table.add_column(column)
+    table = Table(title=Text(f"Pretrained generators (cache: {models_dir()}/)"))
+    widest = max(len(name) for name in [*PRETRAINED, *DATASETS])
+    table.add_column("name", no_wrap=True, min_width=widest)  # names stay whole; the other columns wrap
+    table.add_column("translates")
+    table.add_column("trained on", no_wrap=True, min_width=widest)
+    table.add_column("here")
     for m in PRETRAINED.values():
         here = "✓" if (models_dir() / f"{m.name}.pth").is_file() else ""
         table.add_row(m.name, f"{m.source} → {m.target}", m.dataset or "cityscapes", here)
-    out = Console()
+    out = Console(markup=False)  # printed as written: paths may hold [brackets]
     out.print(table)
     out.print("Use one with `cyclegan translate --pretrained NAME INPUT OUTPUT`; they download on first use.")
 
@@ -261,7 +265,7 @@ def models_download(
     for name in names:
         get_pretrained(name)
     for name in names:
-        Console().print(f"{name}: {pretrained_path(name)}")
+        Console(markup=False).print(f"{name}: {pretrained_path(name)}")
 
 
 def _launch_on_gpus(ctx: typer.Context, gpus: int, device: str, values: dict) -> int:
