@@ -146,7 +146,7 @@ def shown(value: Any) -> str:
 
 def problem(flag: str, value: Any, why: str) -> str:
     """The one format of an option error: ``--load-size 0: must be at least 1``."""
-    return f"{flag} {shown(value)}: {why}"
+    return f"{flag} {shown(value)}: {why}" if shown(value) else f"{flag}: {why}"
 
 
 def validate(cfg: Any) -> None:
