@@ -28,7 +28,7 @@ from .errors import UserError
 from .files import write_json
 from .losses import discriminator_adv_loss, generator_adv_loss, l1
 from .models import GeneratorSpec, build_discriminator, build_generator
-from .runtime import autocast, compile_problem, resolve_precision
+from .runtime import autocast, compile_problem, resolve_device, resolve_precision
 from .tracking import Tracker, progress_bar
 
 log = logging.getLogger(__name__)
@@ -290,12 +290,13 @@ def sample_grid(images: tuple[torch.Tensor, ...]) -> torch.Tensor:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Reject bad options before any work is done: their declarations, then the generator's name."""
+    """Reject bad options before any work is done: their declarations, the generator's name, the device."""
     config.validate(cfg)
     try:
         GeneratorSpec.from_name(cfg.net_g)
     except ValueError as e:
         raise UserError(config.problem("--net-g", cfg.net_g, str(e))) from None
+    resolve_device(cfg.device)  # present on this machine
 
 
 # Options that may change when a run is resumed: how it runs, not what it learns.

@@ -124,6 +124,7 @@ def test_options_reach_the_config(image_dirs, tmp_path, monkeypatch):
     (["--net-g", "resnet_xblocks"], "--net-g resnet_xblocks: unknown generator"),
     (["--beta1", "1"], "--beta1 1.0: must be at least 0 and below 1"),
     (["--gpus", "0"], "--gpus 0: must be at least 1"),
+    (["--device", "cuda:64"], "--device cuda:64"),  # a device this machine does not have
 ])
 def test_bad_train_option_stops_before_download_and_run_folder(tmp_path, monkeypatch, args, message):
     monkeypatch.setenv("no_proxy", "127.0.0.1")
