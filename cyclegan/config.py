@@ -1,18 +1,166 @@
-"""Typed configurations for each workflow, with a JSON round-trip.
+"""Typed configurations for each workflow: every option is declared here once, with a JSON round-trip.
 
-The CLI turns options into one of these and hands it to a single workflow function; nothing else
-reads options. Defaults reproduce the CycleGAN paper.
+A field's declaration is the whole option: its type (``Literal[...]`` for a choice), default, bounds and
+help. The CLI builds each command's options from these fields and ``validate`` checks a config against
+them, so a new option is one line and its check sits beside it. Defaults reproduce the CycleGAN paper.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import types
+import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from .errors import UserError
 
 T = TypeVar("T")
+
+
+def opt(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
+        check: Callable[[Any], str | None] | None = None, flags: tuple[str, ...] = (), cli: bool = True) -> Any:
+    """A config field that is also a command-line option.
+
+    ``min``/``max`` bound numbers (inclusive; ``None`` values are not checked), ``check`` returns why a
+    value is wrong (or None), ``flags`` are the option's names when not ``--field-name``. ``cli=False``
+    marks a field that is not an option (it is filled from a command's arguments).
+    """
+    meta = {"help": help, "min": min, "max": max, "check": check, "flags": flags, "cli": cli}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# --- checks that bounds cannot say ----------------------------------------------------------------------
+
+
+def positive(value: float) -> str | None:
+    return "must be more than 0" if value <= 0 else None
+
+
+def below_one(value: float) -> str | None:
+    return None if 0 <= value < 1 else "must be at least 0 and below 1"
+
+
+def device_name(value: str) -> str | None:
+    """The spellings ``runtime.resolve_device`` understands; whether the device is present is checked there."""
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        return None
+    return "choose auto, cpu, cuda, cuda:N or mps"
+
+
+def layer_names(value: list[str]) -> str | None:
+    return "name at least one layer" if not value else None
+
+
+# --- reading the declarations ---------------------------------------------------------------------------
+
+
+def option_flags(f: dataclasses.Field) -> tuple[str, ...]:
+    """The option names of field ``f``: its ``flags``, or ``--field-name``."""
+    return f.metadata.get("flags") or ("--" + f.name.replace("_", "-"),)
+
+
+def option_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    """(field, resolved type) of each field of ``cls`` that is a command-line option."""
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("cli", False)]
+
+
+def strip_none(hint: Any) -> Any:
+    """``X | None`` → ``X``; any other type unchanged."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0] if len(args) == 1 else hint
+    return hint
+
+
+def choices(hint: Any) -> tuple[str, ...] | None:
+    """The values of a ``Literal[...]`` type (or ``Literal[...] | None``), else None."""
+    hint = strip_none(hint)
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+
+
+def list_item(hint: Any) -> type | None:
+    """``float`` for ``list[float]`` (or ``list[float] | None``); None for a type that is not a list."""
+    hint = strip_none(hint)
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is list else None
+
+
+def parse_list(text: str | None, item: type, flag: str) -> list | None:
+    """A list option's command-line text, ``"a,b"`` or ``"a b"``, as a list of ``item``; None for none."""
+    if text is None:
+        return None
+    try:
+        return [item(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise UserError(f"{flag} {text}: give {item.__name__} values separated by commas, e.g. "
+                        f"{'0.7,0.3' if item is float else 'a,b'}") from None
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """Why ``value`` is not of type ``hint`` (for Python callers; the CLI converts types itself)."""
+    if value is None:
+        return None if strip_none(hint) is not hint or hint is type(None) else "must be given"
+    hint = strip_none(hint)
+    if typing.get_origin(hint) is Literal:
+        return None  # the choice check says which values are allowed
+    if typing.get_origin(hint) is list:
+        item = typing.get_args(hint)[0]
+        ok = isinstance(value, list) and all(_type_problem(v, item) is None for v in value)
+        return None if ok else f"must be a list of {item.__name__} values"
+    expected = {float: (int, float), int: (int,), bool: (bool,), str: (str,)}.get(hint, (object,))
+    if not isinstance(value, expected) or (hint in (int, float) and isinstance(value, bool)):
+        return f"must be {'a number' if hint is float else 'an integer' if hint is int else f'a {hint.__name__}'}"
+    return None
+
+
+def _field_problem(f: dataclasses.Field, hint: Any, value: Any) -> str | None:
+    """Why ``value`` is wrong for field ``f``, or None."""
+    if problem := _type_problem(value, hint):
+        return problem
+    if value is None:
+        return None
+    if (allowed := choices(hint)) and value not in allowed:
+        return f"choose one of {', '.join(allowed)}"
+    low, high = f.metadata.get("min"), f.metadata.get("max")
+    if low is not None and value < low:
+        return f"must be at least {low}" if high is None else f"must be from {low} to {high}"
+    if high is not None and value > high:
+        return f"must be at most {high}" if low is None else f"must be from {low} to {high}"
+    check = f.metadata.get("check")
+    return check(value) if check else None
+
+
+def shown(value: Any) -> str:
+    """An option value as it is written on the command line."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def problem(flag: str, value: Any, why: str) -> str:
+    """The one format of an option error: ``--load-size 0: must be at least 1``."""
+    return f"{flag} {shown(value)}: {why}" if shown(value) else f"{flag}: {why}"
+
+
+def validate(cfg: Any) -> None:
+    """Check every option of a config against its declaration, then the config's cross-option rules.
+
+    Raises a one-line ``UserError`` naming the first wrong option. Cheap and free of side effects, so
+    commands call it before any work.
+    """
+    for f, hint in option_fields(type(cfg)):
+        value = getattr(cfg, f.name)
+        if why := _field_problem(f, hint, value):
+            raise UserError(problem(option_flags(f)[0], value, why))
+    for message in cfg.problems() if hasattr(cfg, "problems") else ():
+        raise UserError(message)
 
 
 def to_dict(cfg: Any) -> dict:
@@ -30,61 +178,83 @@ def load_json(cls: type[T], path: str | Path) -> T:
     return from_dict(cls, json.loads(Path(path).read_text()))
 
 
+# --- the options ----------------------------------------------------------------------------------------
+
+GanMode = Literal["lsgan", "vanilla", "hinge"]
+Norm = Literal["instance", "batch", "none"]
+InitType = Literal["normal", "xavier", "kaiming", "orthogonal"]
+Discriminator = Literal["basic", "n_layers"]
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+WandbMode = Literal["auto", "online", "offline", "disabled"]
+Direction = Literal["AtoB", "BtoA"]
+ImageFormat = Literal["same", "png", "jpg", "jpeg", "webp"]
+
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps."
+INCEPTION_HELP = ("FID Inception TorchScript file (default: downloaded once into the torch cache). TorchScript "
+                  "is code that runs when loaded: only use files you trust.")
+PRECISION_HELP = "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it, fp32 otherwise)."
+
+
 @dataclass
 class TrainConfig:
     """Options of ``cyclegan train``; the defaults are the paper's."""
 
-    domain_a: str = ""
-    domain_b: str = ""
-    name: str = "cyclegan"
-    checkpoints_dir: str = "checkpoints"
+    domain_a: str = opt("", "Domain A: a folder of images, DATASET/trainA under --root, or a domain name such "
+                        "as photos (see `cyclegan datasets list`).", flags=("--domainA", "--domain-a"))
+    domain_b: str = opt("", "Domain B: a folder of images, DATASET/trainB under --root, or a domain name such "
+                        "as monet.", flags=("--domainB", "--domain-b"))
+    name: str = opt("cyclegan", "Run name: the run lives in CHECKPOINTS_DIR/NAME.")
+    checkpoints_dir: str = opt("checkpoints", "Root folder of runs.")
     # networks
-    net_g: str = "resnet_9blocks"
-    net_d: str = "basic"
-    n_layers_d: int = 3
-    ngf: int = 64
-    ndf: int = 64
-    norm: str = "instance"
-    init_type: str = "normal"
-    init_gain: float = 0.02
-    dropout: bool = False
+    net_g: str = opt("resnet_9blocks", "Generator: resnet_9blocks, resnet_6blocks, unet_256, unet_128.")
+    net_d: Discriminator = opt("basic", "Discriminator: basic (70×70 PatchGAN) or n_layers.")
+    n_layers_d: int = opt(3, "Strided layers of the n_layers discriminator.", min=1)
+    ngf: int = opt(64, "Generator filters in the first layer.", min=1)
+    ndf: int = opt(64, "Discriminator filters in the first layer.", min=1)
+    norm: Norm = opt("instance", "Normalisation: instance, batch or none.")
+    init_type: InitType = opt("normal", "Weight init: normal, xavier, kaiming, orthogonal.")
+    init_gain: float = opt(0.02, "Scale of the weight init.", min=0)
+    dropout: bool = opt(False, "Dropout in the generator (off in the paper's CycleGAN).")
     # losses
-    gan_mode: str = "lsgan"
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5  # a fraction of lambda_cycle; 0 disables the identity terms
-    pool_size: int = 50
+    gan_mode: GanMode = opt("lsgan", "Adversarial loss: lsgan (paper), vanilla or hinge.")
+    lambda_cycle: float = opt(10.0, "Weight of the cycle-consistency loss.", min=0)
+    lambda_identity: float = opt(0.5, "Identity loss weight as a fraction of --lambda-cycle; 0 disables it.", min=0)
+    pool_size: int = opt(50, "Image pool of past fakes shown to the discriminators; 0 disables it.", min=0)
     # optimisation
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    epochs: int = 100
-    epochs_decay: int = 100
-    batch_size: int = 1
-    max_steps: int | None = None
-    seed: int = 0
+    lr: float = opt(2e-4, "Adam learning rate.", check=positive)
+    beta1: float = opt(0.5, "Adam beta1.", check=below_one)
+    beta2: float = opt(0.999, "Adam beta2.", check=below_one)
+    epochs: int = opt(100, "Epochs at the initial learning rate.", min=0)
+    epochs_decay: int = opt(100, "Further epochs with the learning rate decaying linearly to zero.", min=0)
+    batch_size: int = opt(1, "Images per step from each domain.", min=1)
+    max_steps: int | None = opt(None, "Stop after this many steps in total (smoke runs).", min=1)
+    seed: int = opt(0, "Random seed: same seed, same run.")
     # data
-    load_size: int = 286
-    image_size: int = 256
-    preprocess: str = "resize_and_crop"
-    flip: bool = True
-    workers: int = 4
+    load_size: int = opt(286, "Resize images to this size before cropping.", min=1)
+    image_size: int = opt(256, "Training crop size.", min=16)
+    preprocess: Preprocess = opt("resize_and_crop", "resize_and_crop, crop, scale_width, scale_width_and_crop "
+                                 "or none.")
+    flip: bool = opt(True, "Random horizontal flips.")
+    workers: int = opt(4, "Data loading processes.", min=0)
     # runtime
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 on a GPU that supports it, fp32 otherwise
-    channels_last: bool = False
-    compile: bool = False
+    device: str = opt("auto", DEVICE_HELP, check=device_name)
+    precision: Precision = opt("auto", PRECISION_HELP)
+    channels_last: bool = opt(False, "Channels-last memory format (faster convolutions on GPUs).")
+    compile: bool = opt(False, "torch.compile the networks.")
     # output and logging
-    save_every: int = 5
-    sample_every: int = 500
-    log_every: int = 10
-    wandb_mode: str = "auto"  # auto: online when logged in to W&B, offline otherwise
-    wandb_project: str = "cyclegan"
-    resume: bool = False
-    overwrite: bool = False  # replace an existing run of the same name (never implied)
+    save_every: int = opt(5, "Keep a snapshot every N epochs.", min=1)
+    sample_every: int = opt(500, "Save and log a sample grid every N steps.", min=1)
+    log_every: int = opt(10, "Read losses back and log them every N steps.", min=1)
+    wandb_mode: WandbMode = opt("auto", "auto (online when logged in, else offline), online, offline or disabled.")
+    wandb_project: str = opt("cyclegan", "W&B project name.")
+    resume: bool = opt(False, "Continue the run NAME exactly where it stopped.")
+    overwrite: bool = opt(False, "Replace an existing run of this name (its checkpoints are deleted).")
     # evaluation during training
-    eval_every: int = 0  # epochs between FID/KID evaluations on the test split; 0: never
-    test_dir: str | None = None  # holds testA/ and testB/; None: beside trainA/ and trainB/
-    inception: str | None = None  # FID Inception TorchScript; None: the cached download
+    eval_every: int = opt(0, "FID/KID on the test split every N epochs; 0: off.", min=0)
+    test_dir: str | None = opt(None, "Dataset folder with testA/ and testB/ for --eval-every (default: beside "
+                               "the training folders).")
+    inception: str | None = opt(None, INCEPTION_HELP)
 
     @property
     def run_dir(self) -> Path:
@@ -94,86 +264,125 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return self.epochs + self.epochs_decay
 
+    def problems(self) -> Iterator[str]:
+        """Rules that involve more than one option."""
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.load_size < self.image_size:
+            yield problem("--load-size", self.load_size, f"must be at least --image-size ({self.image_size}) "
+                          f"with --preprocess {self.preprocess}")
+        if self.total_epochs == 0:
+            yield "--epochs 0 --epochs-decay 0: train for at least one epoch"
+
 
 @dataclass
 class TranslateConfig:
     """Options of ``cyclegan translate``: run a generator over an image or a folder of images."""
 
-    checkpoint: str = ""  # run folder, .safetensors export, or a .pth of the original release
-    input: str = ""  # an image or a folder (searched recursively)
-    output: str = ""  # folder mirroring the input's relative paths (or a file name for a single image)
-    direction: str = "AtoB"  # which generator of a run folder: AtoB (G_AB) or BtoA (G_BA)
+    # from the command's arguments
+    checkpoint: str = opt("", cli=False)  # run folder, .safetensors export, or a .pth of the original release
+    input: str = opt("", cli=False)  # an image or a folder (searched recursively)
+    output: str = opt("", cli=False)  # folder mirroring the input's relative paths (or a file for one image)
+    direction: Direction = opt("AtoB", "For a run folder: AtoB (G_AB) or BtoA (G_BA); with --preset or "
+                               "--pretrained: BtoA picks the reverse model.")
     # output files
-    format: str = "same"  # same | png | jpg | webp
-    quality: int = 95  # jpg / webp
-    overwrite: bool = False  # otherwise existing outputs are skipped, so an interrupted run resumes
+    format: ImageFormat = opt("same", "Output format: same (as each input), png, jpg or webp; png and webp keep "
+                              "alpha.")
+    quality: int = opt(95, "JPEG/WebP quality, 1-100.", min=1, max=100)
+    overwrite: bool = opt(False, "Redo existing outputs (by default they are skipped, so an interrupted run "
+                          "resumes).")
     # sizes: by default none is changed
-    resize: int | None = None  # scale the short side to this many pixels first
-    max_side: int | None = None  # then scale down so the long side is at most this
+    resize: int | None = opt(None, "Scale each image so its short side has this many pixels (by default sizes "
+                             "are kept).", min=1)
+    max_side: int | None = opt(None, "Scale images down so their long side is at most this many pixels.", min=1)
     # speed
-    batch_size: int = 8  # images of the same size per forward pass
-    workers: int = 4  # decoding processes
-    writers: int = 0  # encoding/writing threads; 0: one per CPU core, at most 8
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 on a GPU that supports it, fp32 otherwise
-    channels_last: bool = True
-    compile: bool = False
-    progress: bool = True
-
+    batch_size: int = opt(8, "Images of the same size per forward pass (split automatically when out of GPU "
+                          "memory).", min=1)
+    workers: int = opt(4, "Decoding processes; 0 decodes in the main process.", min=0)
+    writers: int = opt(0, "Encoding/writing threads; 0: one per core, at most 8.", min=0)
+    device: str = opt("auto", DEVICE_HELP, check=device_name)
+    precision: Precision = opt("auto", PRECISION_HELP)
+    channels_last: bool = opt(True, "Channels-last memory format (faster convolutions on GPUs).")
+    compile: bool = opt(False, "torch.compile the generator (pays off on many images of one size).")
+    progress: bool = opt(True, "Show a progress bar.")
 
 @dataclass
 class EvalConfig:
     """Options of ``cyclegan evaluate``: two image folders, or a run folder on its test split."""
 
-    target: str = ""  # a folder of generated images, or a run folder
-    real_dir: str | None = None  # the real images to compare a folder of generated ones with
-    json_path: str | None = None  # where to write the scores of two folders (a run gets RUN/metrics.json)
+    # from the command's arguments
+    target: str = opt("", cli=False)  # a folder of generated images, or a run folder
+    real_dir: str | None = opt(None, cli=False)  # the real images to compare a folder of generated ones with
+    json_path: str | None = opt(None, "FAKE_DIR REAL_DIR: also write the scores to this JSON file.",
+                                flags=("--json",))
     # a run
-    test_dir: str | None = None  # holds testA/ and testB/; None: beside the run's training folders
-    direction: str = "both"  # AtoB, BtoA or both
-    max_images: int | None = None  # a fixed random sample of the test inputs (NST is slow); None: all
-    baseline: str | None = None  # nst: also score neural style transfer of the same inputs
-    style: str | None = None  # one style image for every input
-    style_dir: str | None = None  # style images taken in turn; default: the run's target-domain training images
-    nst_steps: int = 300
-    nst_size: int | None = None  # long side of NST outputs; None: that of the test images
-    vgg_weights: str | None = None  # VGG19 for NST; None: torchvision's download
-    wandb_mode: str = "auto"
+    test_dir: str | None = opt(None, "RUN: dataset folder with testA/ and testB/ (default: beside the run's "
+                               "training folders).")
+    direction: Literal["AtoB", "BtoA", "both"] = opt("both", "RUN: AtoB, BtoA or both.")
+    max_images: int | None = opt(None, "RUN: score a fixed random sample of this many test inputs (NST is "
+                                 "slow); FID and KID need at least 2.", min=2)
+    baseline: Literal["nst"] | None = opt(None, "RUN: nst also scores neural style transfer of the same inputs.")
+    style: str | None = opt(None, "NST: one style image for every input.")
+    style_dir: str | None = opt(None, "NST: style images taken in turn, one per input (default: the run's "
+                                "training images of the target domain).")
+    nst_steps: int = opt(300, "NST: optimisation steps per image.", min=1)
+    nst_size: int | None = opt(None, "NST: long side of the outputs (default: that of the test images); at "
+                               "least 32 for VGG19's deepest style layer.", min=32)
+    vgg_weights: str | None = opt(None, "NST: VGG19 weights file (default: torchvision's download).")
+    wandb_mode: WandbMode = opt("auto", "RUN: log the table to the run's W&B run: auto, online, offline or "
+                                "disabled.")
     # both
-    inception: str | None = None  # FID Inception TorchScript; None: the cached download
-    device: str = "auto"
-    batch_size: int = 50
-    workers: int = 4
+    inception: str | None = opt(None, INCEPTION_HELP)
+    device: str = opt("auto", DEVICE_HELP, check=device_name)
+    batch_size: int = opt(50, "Images per Inception batch.", min=1)
+    workers: int = opt(4, "Image decoding processes.", min=0)
+
+def vgg_min_size(layers: list[str]) -> int:
+    """The smallest image side that leaves the deepest of ``layers`` a feature map of at least 2×2.
+
+    VGG19 halves the image at each pooling: ``convB_N`` comes after B-1 poolings, ``poolB`` after B.
+    Names that are not VGG19 layers are left to ``nst.check_config``.
+    """
+    poolings = [int(m[2]) - (m[1] == "conv") for n in layers if (m := re.fullmatch(r"(conv|pool)(\d)(_\d)?", n))]
+    return 2 ** (max(poolings, default=0) + 1)
 
 
 @dataclass
 class StylizeConfig:
     """Options of ``cyclegan stylize``; the defaults follow Gatys et al. (2016)."""
 
-    content: str = ""  # an image or a folder of images
-    styles: list[str] = dataclasses.field(default_factory=list)
-    output: str = ""  # an image path, or a folder mirroring the content folder
-    style_blend: list[float] | None = None  # one weight per style image; None: equal
+    # from the command's arguments
+    content: str = opt("", cli=False)  # an image or a folder of images
+    styles: list[str] = opt([], cli=False)
+    output: str = opt("", cli=False)  # an image path, or a folder mirroring the content folder
+    style_blend: list[float] | None = opt(None, "Weights of the style images, e.g. 0.7,0.3 (default: equal).")
     # images
-    size: int = 512  # long side of the output
-    style_scale: float = 1.0  # long side of the style images relative to --size
-    init: str = "content"  # content, noise or style
-    preserve_color: bool = False  # luminance-only transfer, the content keeps its colours
+    size: int = opt(512, "Long side of the output in pixels.", min=1)
+    style_scale: float = opt(1.0, "Long side of the style images relative to --size (smaller: finer strokes).",
+                             check=positive)
+    init: Literal["content", "noise", "style"] = opt("content", "Start from the content image, noise, or the "
+                                                     "(first) style image.")
+    preserve_color: bool = opt(False, "Transfer style on luminance only; keep the content's colours.")
     # losses: VGG19 layers convB_N (rectified) or poolB
-    content_layers: list[str] = dataclasses.field(default_factory=lambda: ["conv4_2"])
-    style_layers: list[str] = dataclasses.field(
-        default_factory=lambda: ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
-    )
-    content_weight: float = 1.0
-    style_weight: float = 1e6
-    tv_weight: float = 0.0
-    pooling: str = "max"  # max, or avg as suggested by Gatys et al.
+    content_layers: list[str] = opt(["conv4_2"], "VGG19 layers of the content loss (convB_N or poolB).",
+                                    check=layer_names)
+    style_layers: list[str] = opt(["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"],
+                                  "VGG19 layers of the style loss.", check=layer_names)
+    content_weight: float = opt(1.0, "Weight of the content loss.", min=0)
+    style_weight: float = opt(1e6, "Weight of the style (Gram matrix) loss.", min=0)
+    tv_weight: float = opt(0.0, "Weight of the total-variation loss (smooths noise); 0 disables it.", min=0)
+    pooling: Literal["max", "avg"] = opt("max", "VGG pooling: max, or avg (smoother, as Gatys et al. suggest).")
     # optimisation
-    optimizer: str = "lbfgs"  # lbfgs or adam
-    lr: float = 0.02  # Adam only; pixels are in [0, 1]
-    steps: int = 300  # loss evaluations (forward + backward passes)
-    seed: int = 0
+    optimizer: Literal["lbfgs", "adam"] = opt("lbfgs", "lbfgs (the paper's) or adam.")
+    lr: float = opt(0.02, "Adam learning rate (pixels are in [0, 1]).", min=0)
+    steps: int = opt(300, "Optimisation steps (one forward and backward pass through VGG19 each).", min=1)
+    seed: int = opt(0, "Random seed (for --init noise).")
     # runtime
-    device: str = "auto"
-    vgg_weights: str | None = None  # None: torchvision's IMAGENET1K_V1
-    overwrite: bool = False
+    device: str = opt("auto", DEVICE_HELP, check=device_name)
+    vgg_weights: str | None = opt(None, "VGG19 features state dict in torchvision's layout (default: "
+                                  "torchvision's ImageNet weights, downloaded once).")
+    overwrite: bool = opt(False, "Redo outputs that already exist (default: skip them).")
+
+    def problems(self) -> Iterator[str]:
+        need = vgg_min_size([*self.content_layers, *self.style_layers])
+        if self.size < need:
+            yield problem("--size", self.size, f"must be at least {need} for the layers chosen (VGG19 halves the "
+                          "image at each pooling)")

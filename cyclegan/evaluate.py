@@ -24,7 +24,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from .config import EvalConfig
+from .config import EvalConfig, validate
 from .data import image_folder, mirror_path, try_load_image
 from .errors import UserError
 from .files import atomic_write, write_json
@@ -112,16 +112,11 @@ def pick_inputs(paths: list[Path], max_images: int | None, seed: int = 0) -> lis
 
 
 def check_run_options(cfg: EvalConfig) -> None:
-    if cfg.direction not in (*DIRECTIONS, "both"):
-        raise UserError(f"--direction {cfg.direction!r}: use AtoB, BtoA or both")
-    if cfg.baseline not in (None, "nst"):
-        raise UserError(f"--baseline {cfg.baseline!r}: the one baseline is nst")
+    validate(cfg)  # each option against its declaration in config.py
     if (cfg.style or cfg.style_dir) and cfg.baseline != "nst":
         raise UserError("--style and --style-dir choose the style of the NST baseline: add --baseline nst")
     if cfg.style and cfg.style_dir:
         raise UserError("give --style (one image for all) or --style-dir (one per image), not both")
-    if cfg.max_images is not None and cfg.max_images < 2:
-        raise UserError("--max-images must be at least 2: FID and KID need two images on each side")
 
 
 def evaluate_run(cfg: EvalConfig) -> dict[str, DirectionResult]:

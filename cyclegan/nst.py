@@ -25,7 +25,7 @@ from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import make_layers
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
-from .config import StylizeConfig
+from .config import StylizeConfig, validate
 from .data import load_image
 from .errors import UserError
 from .files import DiskError
@@ -339,20 +339,7 @@ def save_image(img: Image.Image, path: Path) -> None:
 
 def check_config(cfg: StylizeConfig) -> list[float]:
     """Reject bad options before any work; returns the style blend weights (equal by default)."""
-    if cfg.optimizer not in OPTIMIZERS:
-        raise UserError(f"--optimizer {cfg.optimizer!r}: use {' or '.join(OPTIMIZERS)}")
-    if cfg.pooling not in POOLINGS:
-        raise UserError(f"--pooling {cfg.pooling!r}: use {' or '.join(POOLINGS)}")
-    if cfg.init not in INITS:
-        raise UserError(f"--init {cfg.init!r}: use {', '.join(INITS)}")
-    for name, value in (("--size", cfg.size), ("--steps", cfg.steps)):
-        if value < 1:
-            raise UserError(f"{name} must be at least 1 (got {value})")
-    if cfg.style_scale <= 0:
-        raise UserError(f"--style-scale must be positive (got {cfg.style_scale})")
-    for name in ("content_weight", "style_weight", "tv_weight", "lr"):
-        if getattr(cfg, name) < 0:
-            raise UserError(f"--{name.replace('_', '-')} must not be negative")
+    validate(cfg)  # each option against its declaration in config.py
     for option, layers in (("--content-layers", cfg.content_layers), ("--style-layers", cfg.style_layers)):
         if not layers:
             raise UserError(f"{option}: name at least one layer")

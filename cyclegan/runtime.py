@@ -44,7 +44,7 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     if precision in (None, "auto"):
         return default_precision(device)
     if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+        raise UserError(f"--precision {precision}: choose one of auto, {', '.join(PRECISIONS)}")
     return precision
 
 

@@ -32,7 +32,7 @@ def resolve_wandb_mode(mode: str) -> str:
     if mode not in WANDB_MODES:
         from .errors import UserError
 
-        raise UserError(f"unknown --wandb-mode {mode!r}; choose one of {', '.join(WANDB_MODES)}")
+        raise UserError(f"--wandb-mode {mode}: choose one of {', '.join(WANDB_MODES)}")
     if mode == "auto":
         return "online" if wandb_logged_in() else "offline"
     return mode

@@ -20,16 +20,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__, distributed
+from . import __version__, config, distributed
 from .checkpoint import load_state, save_generator, save_state
 from .config import TrainConfig, load_json, to_dict
 from .data import Augment, EpochBatches, UnpairedDataset, collate, domain_folder, sample_seed
 from .errors import UserError
 from .files import write_json
-from .losses import GAN_MODES, discriminator_adv_loss, generator_adv_loss, l1
+from .losses import discriminator_adv_loss, generator_adv_loss, l1
 from .models import GeneratorSpec, build_discriminator, build_generator
-from .models.layers import INIT_TYPES, NORMS
-from .runtime import autocast, compile_problem, resolve_precision
+from .runtime import autocast, compile_problem, resolve_device, resolve_precision
 from .tracking import Tracker, progress_bar
 
 log = logging.getLogger(__name__)
@@ -291,26 +290,13 @@ def sample_grid(images: tuple[torch.Tensor, ...]) -> torch.Tensor:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Reject bad options before any work is done."""
-    checks = [
-        (cfg.gan_mode in GAN_MODES, f"--gan-mode must be one of {', '.join(GAN_MODES)}"),
-        (cfg.norm in NORMS, f"--norm must be one of {', '.join(NORMS)}"),
-        (cfg.init_type in INIT_TYPES, f"--init-type must be one of {', '.join(INIT_TYPES)}"),
-        (cfg.batch_size >= 1, "--batch-size must be at least 1"),
-        (cfg.epochs >= 0 and cfg.epochs_decay >= 0 and cfg.total_epochs > 0, "--epochs + --epochs-decay must be > 0"),
-        (cfg.image_size >= 16, "--image-size must be at least 16"),
-        (cfg.max_steps is None or cfg.max_steps >= 1, "--max-steps must be at least 1"),
-        (cfg.save_every >= 1 and cfg.sample_every >= 1 and cfg.log_every >= 1, "intervals must be at least 1"),
-        (cfg.eval_every >= 0, "--eval-every must be 0 (never) or more"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise UserError(msg)
+    """Reject bad options before any work is done: their declarations, the generator's name, the device."""
+    config.validate(cfg)
     try:
         GeneratorSpec.from_name(cfg.net_g)
-        build_discriminator(cfg.net_d, 1, cfg.n_layers_d, cfg.norm)
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise UserError(config.problem("--net-g", cfg.net_g, str(e))) from None
+    resolve_device(cfg.device)  # present on this machine
 
 
 # Options that may change when a run is resumed: how it runs, not what it learns.

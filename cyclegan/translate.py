@@ -30,9 +30,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import load_any_generator
-from .config import TranslateConfig
+from .config import TranslateConfig, validate
 from .data import from_uint8, load_image, to_uint8
-from .errors import UserError
 from .files import DiskError
 from .models import GeneratorSpec, build_generator, size_multiple
 from .models.legacy import describe
@@ -249,15 +248,7 @@ def size_batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int
 
 def plan(cfg: TranslateConfig, summary: Summary) -> list[tuple[Path, Path]]:
     """(input, output) pairs still to do; existing outputs go to ``summary.skipped`` unless overwriting."""
-    if cfg.format.lower() not in FORMATS:
-        raise UserError(f"unknown --format {cfg.format!r}: use {', '.join(FORMATS)}")
-    if not 1 <= cfg.quality <= 100:
-        raise UserError(f"--quality {cfg.quality}: use 1 to 100")
-    for name in ("resize", "max_side"):
-        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be a positive number of pixels")
-    if cfg.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    validate(cfg)  # each option against its declaration in config.py
     return plan_outputs(cfg.input, cfg.output, summary, suffix=FORMATS[cfg.format.lower()],
                         overwrite=cfg.overwrite)
 
