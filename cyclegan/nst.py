@@ -112,16 +112,9 @@ def _fetch_vgg19() -> Path:
 
 
 def _read_state(path: str | Path, what: str = "--vgg-weights") -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{what} {str(path)!r} is not a readable PyTorch state dict ({e})") from None
-    if not isinstance(state, dict):
-        raise UserError(f"{what} {str(path)!r} holds a {type(state).__name__}, not a state dict")
-    return state
+    from .checkpoint import read_state_dict  # the one safe reader of weights files
+
+    return read_state_dict(path, what)
 
 
 def load_vgg19(
