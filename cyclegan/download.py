@@ -47,7 +47,7 @@ from rich.progress import (
 )
 
 from .errors import UserError
-from .files import write_json
+from .files import DiskError, write_json
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,27 @@ def _remember(url: str, part: Path, headers) -> None:
     """Record where a fresh ``.part`` comes from, before its first byte is written."""
     info = {"url": url, "etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
     write_json(_sidecar(part), info)
+
+
+def cached_download(path: str | Path, url: str, *, what: str, offline: str, sha256: str | None = None,
+                    record: bool = True, retries: int = RETRIES) -> Path:
+    """``path`` when it is there (and still matches the hash recorded at its download), else ``url``
+    downloaded to it by ``download`` (progress, resume, checksums).
+
+    ``what`` names the file in messages; ``offline`` finishes the sentence "Offline, ..." that a failed
+    download ends with: how to do without the network (an option or an environment variable).
+    """
+    path = Path(path)
+    if path.is_file() and verify_sha256(path):
+        return path
+    log.info("downloading %s (%s) to %s", what, url, path)
+    try:
+        download(url, path, record=record, sha256=sha256, retries=retries)
+    except DiskError:
+        raise  # the disk, not the network: the offline advice would mislead
+    except UserError as e:
+        raise UserError(f"{what} is not in {path} and downloading it failed ({e}). Offline, {offline}") from None
+    return path
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
