@@ -136,6 +136,14 @@ def test_a_download_of_unknown_length_is_not_recorded(server, tmp_path):
     assert json.loads((tmp_path / CHECKSUMS).read_text())["model.pth"]["sha256"] == sha256(served)
 
 
+def test_a_download_shorter_than_the_copy_it_replaces_is_not_recorded(server, tmp_path):
+    (server.folder / "model.pth").write_bytes(os.urandom(4_000))
+    dest = tmp_path / "model.pth"
+    dest.write_bytes(os.urandom(10_000))  # a good copy, put there by hand
+    download(f"{server.url}/model.pth", dest, backoff=0)
+    assert not (tmp_path / CHECKSUMS).exists()
+
+
 def test_pinned_sha256_is_enforced(server, tmp_path):
     served = server.folder / "net.pt"
     served.write_bytes(b"the published file")

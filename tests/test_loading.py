@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -280,7 +281,9 @@ def test_inception_download_is_checked_against_the_pinned_hash(tmp_path, monkeyp
 
 
 def test_a_different_inception_file_is_warned_about(tmp_path, monkeypatch, caplog):
-    net = torch.jit.script(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script's nudge towards torch.compile
+        net = torch.jit.script(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
     net.save(str(tmp_path / "mine.pt"))
     monkeypatch.setattr(metrics, "INCEPTION_SHA256", "0" * 64)
     with caplog.at_level(logging.WARNING, logger="cyclegan.metrics"):
