@@ -365,14 +365,14 @@ def translate_model(
 
 def pretrained_path(name: str, download: bool = True) -> Path:
     """The local file of an official pretrained generator, downloaded into the model cache on first use."""
-    from .download import download as fetch
-    from .download import verify_sha256
+    from .download import cached_download, verify_sha256
 
     model = get_pretrained(name)
     path = models_dir() / f"{model.name}.pth"
-    if path.is_file() and verify_sha256(path):
-        return path
-    if not download:
+    if not download and not (path.is_file() and verify_sha256(path)):
         raise UserError(f"pretrained model {model.name} is not in {models_dir()}/ and downloads are off")
-    fetch(model_url(model.name), path)
-    return path
+    return cached_download(
+        path, model_url(model.name), what=f"pretrained model {model.name}",
+        offline=f"copy {path.name} from a machine that has it into {path.parent}/ (or set CYCLEGAN_MODELS_DIR "
+                "to a folder holding it), or set CYCLEGAN_MODELS_URL to a reachable mirror",
+    )

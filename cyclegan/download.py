@@ -2,8 +2,14 @@
 
 A file arrives as ``NAME.part``: an interrupted transfer is resumed from where it stopped (HTTP
 Range), retried with back-off, checked against the announced Content-Length, and only then renamed to
-``NAME``. Its SHA-256 is recorded in ``checksums.json`` beside it on the first download and every later
-download of the same name must match it, so a changed or corrupted file never passes silently.
+``NAME``. A resume never splices two files: ``NAME.part.json`` keeps the URL and the ETag or
+Last-Modified the ``.part`` came with, the request carries it in ``If-Range``, and a server with a
+different version answers with the whole new file. A ``.part`` without that record, or from another
+URL, starts over. Its SHA-256 is recorded in ``checksums.json`` beside it on the first complete
+download and every later download of the same name must match it (or match the hash the caller pins),
+so a changed or corrupted file never passes silently.
+
+This module imports no torch, so commands that only list or fetch start at once.
 
 A dataset archive is extracted into a hidden temporary folder inside the data root, checked for the
 ``trainA/ trainB/ testA/ testB/`` layout, and renamed into place at the end: a dataset folder that
@@ -33,7 +39,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from .errors import UserError
-from .files import write_json
+from .files import DiskError, write_json
 from .progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -102,14 +108,14 @@ def verify_sha256(path: str | Path) -> bool:
 
 
 def download(
-    url: str, dest: str | Path, *, record: bool = True, retries: int = RETRIES, backoff: float = BACKOFF,
-    timeout: float = TIMEOUT,
+    url: str, dest: str | Path, *, record: bool = True, sha256: str | None = None, retries: int = RETRIES,
+    backoff: float = BACKOFF, timeout: float = TIMEOUT,
 ) -> str:
-    """Download ``url`` to ``dest`` (resuming ``dest.part`` if there is one); returns its SHA-256.
+    """Download ``url`` to ``dest`` (resuming ``dest.part`` when it is the same file); returns its SHA-256.
 
-    The hash must equal the one recorded for ``dest``'s name by an earlier download; with ``record``
-    the first one is recorded. Transient failures are retried ``retries`` times, waiting ``backoff``
-    seconds and twice as long each time after.
+    The hash must equal ``sha256`` when given, and the one recorded for ``dest``'s name by an earlier
+    download; with ``record`` the first complete download is recorded. Transient failures are retried
+    ``retries`` times, waiting ``backoff`` seconds and twice as long each time after.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +124,7 @@ def download(
         task = progress.add_task(dest.name, total=None)
         for attempt in range(retries + 1):
             try:
-                _fetch(url, part, timeout, progress, task)
+                total = _fetch(url, part, timeout, progress, task)
                 break
             except _Interrupted as e:
                 if attempt == retries:
@@ -130,19 +136,99 @@ def download(
                 delay = backoff * 2**attempt
                 log.warning("download of %s interrupted (%s); retrying in %.3g s", dest.name, e, delay)
                 time.sleep(delay)
-    sha = sha256_file(part)
+    sha, size = sha256_file(part), part.stat().st_size
     expected = recorded_sha256(dest)
+    if sha256 is not None and sha != sha256:
+        _discard(part)
+        raise UserError(f"{url} is not the published file (SHA-256 {sha} ≠ {sha256}): it was damaged on the "
+                        "way or the server holds another file. Run again to retry.")
     if expected is not None and sha != expected:
-        part.unlink()
+        _discard(part)
         raise UserError(
             f"{url} does not match the SHA-256 recorded in {dest.parent / CHECKSUMS} when it was first "
             f"downloaded ({sha} ≠ {expected}): the file on the server changed or was damaged on the way. "
             f"Run again to retry, or remove its entry from {CHECKSUMS} to accept the new file."
         )
+    # Only a download known to be whole becomes the reference: its length was announced, and it is not
+    # shorter than a copy already here (a server that closes early without a length looks complete).
+    previous = dest.stat().st_size if dest.is_file() else 0
+    whole = total is not None and size >= previous
     os.replace(part, dest)
+    _sidecar(part).unlink(missing_ok=True)
     if record and expected is None:
-        record_sha256(dest, sha, url)
+        if whole:
+            record_sha256(dest, sha, url)
+        else:
+            log.warning("%s: the server did not announce its length, so its SHA-256 is not recorded", dest.name)
     return sha
+
+
+# -- resuming only the same file -------------------------------------------------------------------
+
+
+def _sidecar(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _sidecar(part).unlink(missing_ok=True)
+
+
+def _validator(info: dict) -> str | None:
+    """What ``If-Range`` can carry: a strong ETag (weak ones are not allowed there), else Last-Modified."""
+    etag = info.get("etag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return info.get("last_modified")
+
+
+def _resume_point(url: str, part: Path) -> tuple[int, str | None]:
+    """The bytes of ``part`` worth resuming and the ``If-Range`` value that keeps the resume honest.
+
+    (0, None) when nothing shows the ``.part`` came from this URL and a known version of its file (it
+    was left by an older release of this tool, by another mirror, or by a server without validators).
+    """
+    if not part.exists():
+        return 0, None
+    try:
+        info = json.loads(_sidecar(part).read_text())
+    except (OSError, ValueError):
+        info = {}
+    validator = _validator(info) if isinstance(info, dict) else None
+    if not isinstance(info, dict) or info.get("url") != url or not validator or part.stat().st_size == 0:
+        log.info("starting %s over: nothing shows its %d bytes are from this version of %s",
+                 part.name, part.stat().st_size, url)
+        _discard(part)
+        return 0, None
+    return part.stat().st_size, validator
+
+
+def _remember(url: str, part: Path, headers) -> None:
+    """Record where a fresh ``.part`` comes from, before its first byte is written."""
+    info = {"url": url, "etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
+    write_json(_sidecar(part), info)
+
+
+def cached_download(path: str | Path, url: str, *, what: str, offline: str, sha256: str | None = None,
+                    record: bool = True, retries: int = RETRIES) -> Path:
+    """``path`` when it is there (and still matches the hash recorded at its download), else ``url``
+    downloaded to it by ``download`` (progress, resume, checksums).
+
+    ``what`` names the file in messages; ``offline`` finishes the sentence "Offline, ..." that a failed
+    download ends with: how to do without the network (an option or an environment variable).
+    """
+    path = Path(path)
+    if path.is_file() and verify_sha256(path):
+        return path
+    log.info("downloading %s (%s) to %s", what, url, path)
+    try:
+        download(url, path, record=record, sha256=sha256, retries=retries)
+    except DiskError:
+        raise  # the disk, not the network: the offline advice would mislead
+    except UserError as e:
+        raise UserError(f"{what} is not in {path} and downloading it failed ({e}). Offline, {offline}") from None
+    return path
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -154,20 +240,25 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
     return (int(start) if start else None), (int(total) if total and total != "*" else None)
 
 
-def _fetch(url: str, part: Path, timeout: float, progress: Progress, task) -> None:
-    """One attempt: append to ``part`` from its current size to the end, or raise ``_Interrupted``."""
-    offset = part.stat().st_size if part.exists() else 0
+def _fetch(url: str, part: Path, timeout: float, progress: Progress, task) -> int | None:
+    """One attempt: append to ``part`` from its current size to the end, or raise ``_Interrupted``.
+
+    Returns the file's announced length (None when the server did not say).
+    """
+    offset, validator = _resume_point(url, part)
     request = Request(url, headers={"User-Agent": "cyclegan"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+        request.add_header("If-Range", validator)
     try:
         response = urlopen(request, timeout=timeout)
     except HTTPError as e:
         e.close()
         if e.code == 416 and offset:  # nothing left after offset: the part is whole, or stale
-            if _content_range(e.headers.get("Content-Range"))[1] == offset:
-                return
-            part.unlink()
+            same = validator in (e.headers.get("ETag"), e.headers.get("Last-Modified"))
+            if same and _content_range(e.headers.get("Content-Range"))[1] == offset:
+                return offset
+            _discard(part)
             raise _Interrupted("the partial file does not fit the one on the server; starting over") from None
         if e.code in (408, 425, 429) or e.code >= 500:
             raise _Interrupted(f"HTTP {e.code} {e.reason}") from None
@@ -185,12 +276,13 @@ def _fetch(url: str, part: Path, timeout: float, progress: Progress, task) -> No
         if offset and status == 206:
             start, total = _content_range(response.headers.get("Content-Range"))
             if start != offset:
-                part.unlink()
+                _discard(part)
                 raise _Interrupted("the server resumed at the wrong place; starting over")
             if total is None and length is not None:
                 total = offset + length
-        else:  # a full response: the server ignored the Range, or there was nothing to resume
+        else:  # a full response: nothing to resume, a server without Range, or another version (If-Range)
             offset, total = 0, length
+            _remember(url, part, response.headers)
         progress.update(task, completed=offset, total=total)
         with open(part, "ab" if offset else "wb") as f:
             while True:
@@ -209,8 +301,9 @@ def _fetch(url: str, part: Path, timeout: float, progress: Progress, task) -> No
     if total is not None and size < total:
         raise _Interrupted(f"the connection closed after {size} of {total} bytes")
     if total is not None and size > total:
-        part.unlink()
+        _discard(part)
         raise _Interrupted(f"received {size} bytes where {total} were announced; starting over")
+    return total
 
 
 # -- datasets --------------------------------------------------------------------------------------

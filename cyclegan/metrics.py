@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 INCEPTION_URL = (
     "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 )
+# The SHA-256 of that file, checked on download and compared with any --inception file. None: this
+# release could not confirm the published hash, so downloads are checked against the hash recorded at
+# the first download (checksums.json) instead, and --inception files are not compared.
+INCEPTION_SHA256: str | None = None
 INCEPTION_SIZE = 299
 KID_SUBSETS = 100
 KID_MAX_SUBSET_SIZE = 1000
@@ -71,27 +75,35 @@ class InceptionFeatures(nn.Module):
 
 
 def _fetch_inception() -> Path:
-    from .download import download
+    from .download import cached_download
 
-    path = default_inception_path()
-    if path.is_file():
-        return path
-    log.info("downloading the FID Inception network (%s) to %s", INCEPTION_URL, path)
-    try:
-        download(INCEPTION_URL, path)
-    except UserError as e:
-        raise UserError(
-            f"the FID Inception network is not cached at {path} and downloading it failed ({e}). Offline, "
-            f"pass --inception PATH: a TorchScript FID Inception such as inception-2015-12-05.pt, copied "
-            f"from a machine that has it ({INCEPTION_URL})"
-        ) from None
-    return path
+    return cached_download(
+        default_inception_path(), INCEPTION_URL, what="the FID Inception network", sha256=INCEPTION_SHA256,
+        offline=f"pass --inception PATH: a TorchScript FID Inception such as inception-2015-12-05.pt, copied "
+                f"from a machine that has it ({INCEPTION_URL})",
+    )
+
+
+def _warn_if_not_standard(file: Path) -> None:
+    """A --inception file other than the standard one gives scores that published ones cannot be compared to."""
+    from .download import sha256_file
+
+    if INCEPTION_SHA256 is not None and sha256_file(file) != INCEPTION_SHA256:
+        log.warning("%s is not the standard FID Inception file (SHA-256 differs from %s...): its FID and KID "
+                    "are not comparable with published scores", file, INCEPTION_SHA256[:12])
 
 
 def load_inception(path: str | Path | None = None, device: str | torch.device = "cpu") -> InceptionFeatures:
-    """The FID feature network from ``path``, or from the cache, downloading it there on first use."""
+    """The FID feature network from ``path``, or from the cache, downloading it there on first use.
+
+    The network is a TorchScript file, and TorchScript is code: loading one runs what its author wrote,
+    and no check can make an untrusted file safe (unlike the weights-only files read everywhere else).
+    Only pass files you trust; the downloaded one comes from the StyleGAN2-ADA release over HTTPS.
+    """
     if path is not None and not Path(path).is_file():
         raise UserError(f"--inception {str(path)!r} does not exist")
+    if path is not None:
+        _warn_if_not_standard(Path(path))
     file = Path(path) if path is not None else _fetch_inception()
     try:
         with warnings.catch_warnings():

@@ -90,39 +90,27 @@ def default_vgg19_path() -> Path:
 
 def _fetch_vgg19() -> Path:
     """torchvision's ImageNet VGG19 weights: from the torch cache, or downloaded into it once."""
-    from .download import download
+    from .download import cached_download, sha256_file
 
     path = default_vgg19_path()
-    if path.is_file():
-        return path
-    log.info("downloading torchvision's VGG19 ImageNet weights (%s, 548 MB) to %s", VGG19_URL, path)
-    try:
-        # One retry: offline, fail within seconds; an interrupted transfer resumes on the next run.
-        sha = download(VGG19_URL, path, record=False, retries=1)
-    except UserError as e:
-        raise UserError(
-            f"torchvision's VGG19 ImageNet weights are not cached at {path} and downloading them failed ({e}). "
-            "Offline, pass --vgg-weights PATH: a VGG19 features state dict in torchvision's layout (keys "
-            f"features.0.weight ... features.34.bias), such as {path.name} copied from a machine that has it."
-        ) from None
+    cached = path.is_file()
+    # One retry: offline, fail within seconds; an interrupted transfer resumes on the next run.
+    cached_download(
+        path, VGG19_URL, what="torchvision's VGG19 ImageNet weights (548 MB)", record=False, retries=1,
+        offline="pass --vgg-weights PATH: a VGG19 features state dict in torchvision's layout (keys "
+                f"features.0.weight ... features.34.bias), such as {path.name} copied from a machine that has it.",
+    )
     prefix = re.search(r"-([0-9a-f]{8,})\.", path.name)  # torchvision names files NAME-<SHA-256 prefix>.pth
-    if prefix and not sha.startswith(prefix.group(1)):
+    if not cached and prefix and not (sha := sha256_file(path)).startswith(prefix.group(1)):
         path.unlink()
         raise UserError(f"{VGG19_URL} arrived damaged (SHA-256 {sha[:12]}..., not {prefix.group(1)}...); run again")
     return path
 
 
 def _read_state(path: str | Path, what: str = "--vgg-weights") -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{what} {str(path)!r} is not a readable PyTorch state dict ({e})") from None
-    if not isinstance(state, dict):
-        raise UserError(f"{what} {str(path)!r} holds a {type(state).__name__}, not a state dict")
-    return state
+    from .checkpoint import read_state_dict  # the one safe reader of weights files
+
+    return read_state_dict(path, what)
 
 
 def load_vgg19(

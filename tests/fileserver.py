@@ -1,12 +1,17 @@
 """A local HTTP file server for download tests: Range requests, and faults on demand.
 
-Serves files under a folder on 127.0.0.1 (a free port) from a thread. It records every request and can
-be told to cut a response half-way (``cut``), to answer with server errors (``fail``) or to ignore
-Range headers (``ignore_range``), which is what a flaky mirror does.
+Serves files under a folder on 127.0.0.1 (a free port) from a thread. Each file has an ETag (from its
+content) and a Last-Modified date, and ``If-Range`` works as in RFC 9110: a Range whose validator no
+longer matches gets the whole file. It records every request and can be told to cut a response
+half-way (``cut``), to answer with server errors (``fail``), to ignore Range headers
+(``ignore_range``), which is what a flaky mirror does, to send no validators (``validators``) or no
+Content-Length (``send_length``).
 """
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
 import re
 import threading
 import zipfile
@@ -23,6 +28,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         name = self.path.lstrip("/")
         owner.requests.append((name, self.headers.get("Range")))
+        owner.if_ranges.append(self.headers.get("If-Range"))
         if owner.fail.get(name):
             self.send_error(owner.fail[name].pop(0))
             return
@@ -31,14 +37,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         data = path.read_bytes()
+        etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
+        modified = email.utils.formatdate(path.stat().st_mtime, usegmt=True)
+        validators = {"ETag": etag, "Last-Modified": modified} if owner.validators else {}
         start = 0
         wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if_range = self.headers.get("If-Range")
+        if if_range is not None and if_range not in validators.values():
+            wanted = None  # another version of the file: send all of it
         if wanted and not owner.ignore_range:
             start = int(wanted.group(1))
             if start >= len(data):
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(data)}")
                 self.send_header("Content-Length", "0")
+                for key, value in validators.items():
+                    self.send_header(key, value)
                 self.end_headers()
                 return
             self.send_response(206)
@@ -46,7 +60,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
+        for key, value in validators.items():
+            self.send_header(key, value)
+        if owner.send_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         cut = owner.cut.pop(name, None)
         # HTTP/1.0: the connection closes when the handler returns, so a cut body arrives short.
@@ -71,6 +88,9 @@ class FileServer:
         self.cut: dict[str, int] = {}  # path → bytes to send before dropping the connection (once)
         self.fail: dict[str, list[int]] = {}  # path → HTTP errors to answer first, one per request
         self.ignore_range = False
+        self.if_ranges: list[str | None] = []  # the If-Range header of each request
+        self.validators = True  # send ETag and Last-Modified
+        self.send_length = True  # send Content-Length
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"

@@ -67,14 +67,90 @@ def test_resume_after_connection_cut(server, tmp_path):
     assert not dest.with_name("big.bin.part").exists()
 
 
+def interrupted(server, name: str, dest: Path, at: int) -> None:
+    """Leave ``dest.part`` (and its record) as a run that lost its connection after ``at`` bytes does."""
+    server.cut[name] = at
+    with pytest.raises(UserError):
+        download(f"{server.url}/{name}", dest, retries=0, backoff=0)
+    assert dest.with_name(dest.name + ".part").stat().st_size == at
+    server.requests.clear()
+    server.if_ranges.clear()
+
+
 def test_resume_a_partial_file_from_an_earlier_run(server, tmp_path):
     served = server.folder / "big.bin"
     served.write_bytes(os.urandom(50_000))
     dest = tmp_path / "big.bin"
-    dest.with_name("big.bin.part").write_bytes(served.read_bytes()[:20_000])
+    interrupted(server, "big.bin", dest, 20_000)
     download(f"{server.url}/big.bin", dest, backoff=0)
     assert dest.read_bytes() == served.read_bytes()
     assert server.requests == [("big.bin", "bytes=20000-")]
+    assert server.if_ranges[0] is not None  # the resume names the version it continues
+    assert not list(tmp_path.glob("big.bin.part*"))  # neither the .part nor its record is left
+
+
+def test_a_part_of_another_version_is_never_spliced(server, tmp_path):
+    served = server.folder / "model.bin"
+    served.write_bytes(os.urandom(50_000))
+    dest = tmp_path / "model.bin"
+    interrupted(server, "model.bin", dest, 20_000)
+    served.write_bytes(os.urandom(50_000))  # the server now has a new version of the same length
+    sha = download(f"{server.url}/model.bin", dest, backoff=0)
+    assert dest.read_bytes() == served.read_bytes() and sha == sha256(served)
+    assert json.loads((tmp_path / CHECKSUMS).read_text())["model.bin"]["sha256"] == sha256(served)
+
+
+@pytest.mark.parametrize("how", ["no record", "another url", "no validators"])
+def test_a_part_of_unknown_origin_starts_over(server, tmp_path, how):
+    served = server.folder / "big.bin"
+    served.write_bytes(os.urandom(30_000))
+    (server.folder / "mirror").mkdir()
+    (server.folder / "mirror" / "big.bin").write_bytes(served.read_bytes())
+    dest = tmp_path / "big.bin"
+    part = dest.with_name("big.bin.part")
+    if how == "no record":  # left by an earlier version of this tool, which kept no record
+        part.write_bytes(os.urandom(10_000))
+    elif how == "another url":
+        interrupted(server, "mirror/big.bin", dest, 10_000)
+        part.write_bytes(os.urandom(10_000))
+    else:
+        server.validators = False
+        interrupted(server, "big.bin", dest, 10_000)
+    download(f"{server.url}/big.bin", dest, backoff=0)
+    assert dest.read_bytes() == served.read_bytes()
+    assert server.requests == [("big.bin", None)]
+
+
+def test_a_download_of_unknown_length_is_not_recorded(server, tmp_path):
+    served = server.folder / "model.pth"
+    served.write_bytes(os.urandom(10_000))
+    server.send_length = False
+    server.cut["model.pth"] = 4_000  # the connection closes early, and nothing tells it apart from the end
+    dest = tmp_path / "model.pth"
+    download(f"{server.url}/model.pth", dest, backoff=0)
+    assert dest.stat().st_size == 4_000
+    assert not (tmp_path / CHECKSUMS).exists()  # a later, whole download is not refused as "changed"
+    dest.unlink()
+    server.send_length = True
+    download(f"{server.url}/model.pth", dest, backoff=0)
+    assert json.loads((tmp_path / CHECKSUMS).read_text())["model.pth"]["sha256"] == sha256(served)
+
+
+def test_a_download_shorter_than_the_copy_it_replaces_is_not_recorded(server, tmp_path):
+    (server.folder / "model.pth").write_bytes(os.urandom(4_000))
+    dest = tmp_path / "model.pth"
+    dest.write_bytes(os.urandom(10_000))  # a good copy, put there by hand
+    download(f"{server.url}/model.pth", dest, backoff=0)
+    assert not (tmp_path / CHECKSUMS).exists()
+
+
+def test_pinned_sha256_is_enforced(server, tmp_path):
+    served = server.folder / "net.pt"
+    served.write_bytes(b"the published file")
+    download(f"{server.url}/net.pt", tmp_path / "a.pt", sha256=sha256(served), backoff=0)
+    with pytest.raises(UserError, match="not the published file"):
+        download(f"{server.url}/net.pt", tmp_path / "b.pt", sha256="0" * 64, backoff=0)
+    assert not list(tmp_path.glob("b.pt*"))
 
 
 def test_server_that_ignores_range_starts_over(server, tmp_path):
@@ -246,6 +322,7 @@ def test_partial_file_that_is_already_whole(server, tmp_path):
     served = server.folder / "big.bin"
     served.write_bytes(os.urandom(8_000))
     dest = tmp_path / "big.bin"
+    interrupted(server, "big.bin", dest, 3_000)
     dest.with_name("big.bin.part").write_bytes(served.read_bytes())  # killed just before the rename
     download(f"{server.url}/big.bin", dest, backoff=0)
     assert dest.read_bytes() == served.read_bytes()

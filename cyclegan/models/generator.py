@@ -13,9 +13,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import conv_bias, init_weights, norm_layer
+from .layers import NORMS, conv_bias, init_weights, norm_layer
 
 GENERATOR_NAMES = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
+ARCHS = ("resnet", "unet")
+# What a file may describe. A spec read from a file costs nothing to forge, and ngf=10**6 would ask
+# for terabytes, so loading refuses anything outside these bounds before building a network.
+# They are far beyond every published CycleGAN/pix2pix generator (ngf 64, 9 blocks, 8 levels).
+SPEC_BOUNDS = {"ngf": (1, 1024), "n_blocks": (0, 64), "num_downs": (5, 12),
+               "in_channels": (1, 64), "out_channels": (1, 64)}
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,29 @@ class GeneratorSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> GeneratorSpec:
+        """The spec ``to_dict`` wrote; ``ValueError`` naming the problem for anything else."""
+        if not isinstance(d, dict):
+            raise ValueError(f"the architecture is a {type(d).__name__}, not a JSON object")
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
+        if missing := sorted(fields - set(d)):
+            raise ValueError(f"the architecture lacks {', '.join(missing)}")
+        if extra := sorted(set(d) - fields):
+            raise ValueError(f"the architecture has unknown fields {', '.join(extra)}")
+        return cls(**d).check()
+
+    def check(self) -> GeneratorSpec:
+        """This spec if it is one ``build_generator`` can build at a plausible size, else ``ValueError``."""
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown generator architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
+        if type(self.dropout) is not bool:
+            raise ValueError(f"dropout must be true or false, not {self.dropout!r}")
+        for name, (low, high) in SPEC_BOUNDS.items():
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:  # bool is an int: excluded on purpose
+                raise ValueError(f"{name}={value!r} is not a whole number from {low} to {high}")
+        return self
 
 
 class ResnetBlock(nn.Module):

@@ -89,20 +89,29 @@ def infer_spec(state: dict[str, torch.Tensor]) -> GeneratorSpec:
     raise UserError(f"not a ResNet or U-Net generator state dict of the CycleGAN release (keys: {sample}...)")
 
 
+def infer_plausible_spec(state: dict[str, torch.Tensor]) -> GeneratorSpec:
+    """``infer_spec``, refusing sizes no real generator has (shapes are cheap to forge; memory is not)."""
+    spec = infer_spec(state)
+    try:
+        return spec.check()
+    except ValueError as e:
+        raise UserError(f"the tensors describe an implausible generator: {e}") from None
+
+
 def reconcile(state: dict[str, torch.Tensor], net: nn.Module, spec: GeneratorSpec) -> dict[str, torch.Tensor]:
     """Adapt an original-release state dict to ``net``: drop stale norm buffers, fill what it left out.
 
     Filled in: zero biases where the release built a convolution without one (``norm=none``), and
     ``num_batches_tracked`` of batch norm layers saved before PyTorch 0.4. Both leave outputs unchanged.
     """
-    expected = net.state_dict()
+    expected = net.state_dict()  # ``net`` may live on the meta device: only names and shapes are used
     state = {k: v for k, v in strip_wrappers(state).items()
              if k in expected or k.rsplit(".", 1)[-1] not in STALE_NORM_BUFFERS}
     for key, value in expected.items():
         if key in state:
             continue
         if key.endswith(".num_batches_tracked") or (key.endswith(".bias") and spec.norm == "none"):
-            state[key] = torch.zeros_like(value)
+            state[key] = torch.zeros(value.shape, dtype=value.dtype)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -115,13 +124,22 @@ def reconcile(state: dict[str, torch.Tensor], net: nn.Module, spec: GeneratorSpe
 
 
 def generator_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[nn.Module, GeneratorSpec]:
-    """Build and load the generator an original-release state dict describes: ``(net, spec)``."""
-    spec = infer_spec(state)
+    """Build and load the generator an original-release state dict describes: ``(net, spec)``.
+
+    Names and shapes are checked against a network built on the ``meta`` device (no memory) first, so
+    a forged file is refused before the real network is allocated.
+    """
+    spec = infer_plausible_spec(state)
+    with torch.device("meta"):
+        blueprint = build_generator(spec, init_type=None)
+    state = reconcile(state, blueprint, spec)
+    expected = blueprint.state_dict()
+    wrong = [f"{k} {list(v.shape)} (expected {list(expected[k].shape)})" for k, v in state.items()
+             if v.shape != expected[k].shape]
+    if wrong:
+        raise UserError(f"the weights do not fit the inferred generator {describe(spec)}: {', '.join(wrong[:3])}")
     net = build_generator(spec, init_type=None)
-    try:
-        net.load_state_dict(reconcile(state, net, spec))
-    except RuntimeError as e:  # shape mismatches
-        raise UserError(f"the weights do not fit the inferred generator {describe(spec)}: {e}") from e
+    net.load_state_dict(state)
     return net, spec
 
 
