@@ -23,7 +23,9 @@ import torch
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from .checkpoint import read_torch_file
 from .config import EvalConfig, validate
 from .data import image_folder, mirror_path, try_load_image
 from .errors import UserError
@@ -41,6 +43,7 @@ THUMB_SIDE = 160
 
 def evaluate(cfg: EvalConfig):
     """Dispatch: two folders, or a run folder."""
+    validate(cfg)  # each option against its declaration in config.py, before any work
     if cfg.real_dir:
         run_only = {"--test-dir": cfg.test_dir, "--baseline": cfg.baseline, "--style": cfg.style,
                     "--style-dir": cfg.style_dir, "--max-images": cfg.max_images}
@@ -61,14 +64,14 @@ def evaluate_folders(cfg: EvalConfig) -> Scores:
     real = folder_features(real_paths, label=str(cfg.real_dir), **kw)
     fake = folder_features(fake_paths, label=str(cfg.target), **kw)
     scores = fid_kid(real, fake)
-    Console().print(scores_table([(str(cfg.target), scores)], title=f"FID / KID against {cfg.real_dir}"))
+    Console().print(scores_table([(str(cfg.target), scores)], title=Text(f"FID / KID against {cfg.real_dir}")))
     if cfg.json_path:
         write_json(cfg.json_path, scores.to_dict())
         log.info("wrote %s", cfg.json_path)
     return scores
 
 
-def scores_table(rows: list[tuple[str, Scores]], title: str = "FID / KID") -> Table:
+def scores_table(rows: list[tuple[str, Scores]], title: str | Text = "FID / KID") -> Table:
     """A rich table of scores; lower is better for all of them. KID is shown ×10³, as papers do."""
     table = Table(title=title, caption="lower is better · KID ×10³: mean ± std over subsets")
     table.add_column("images")
@@ -76,7 +79,7 @@ def scores_table(rows: list[tuple[str, Scores]], title: str = "FID / KID") -> Ta
         table.add_column(name, justify="right")
     for name, s in rows:
         kid = f"{1e3 * s.kid_mean:.2f} ± {1e3 * s.kid_std:.2f}"
-        table.add_row(name, f"{s.fid:.2f}", kid, str(s.n_fake), str(s.n_real))
+        table.add_row(Text(name), f"{s.fid:.2f}", kid, str(s.n_fake), str(s.n_real))  # names are paths: no markup
     return table
 
 
@@ -112,7 +115,6 @@ def pick_inputs(paths: list[Path], max_images: int | None, seed: int = 0) -> lis
 
 
 def check_run_options(cfg: EvalConfig) -> None:
-    validate(cfg)  # each option against its declaration in config.py
     if (cfg.style or cfg.style_dir) and cfg.baseline != "nst":
         raise UserError("--style and --style-dir choose the style of the NST baseline: add --baseline nst")
     if cfg.style and cfg.style_dir:
@@ -160,7 +162,7 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, DirectionResult]:
         results[name] = res
 
     rows = [(f"{arrow(r.name)} {METHODS[m]}", s) for r in results.values() for m, s in r.scores.items()]
-    Console().print(scores_table(rows, title=f"{run}: FID / KID on the test split"))
+    Console().print(scores_table(rows, title=Text(f"{run}: FID / KID on the test split")))
     report = {
         "run": str(run),
         "test": {d: str(p) for d, p in test.items()},
@@ -227,9 +229,11 @@ class NSTBaseline:
                         f"training images of domain {domain}, which are not at {train_dir!r})")
 
     def _stylizer(self, style: Path, size: int):
-        from .config import StylizeConfig
+        from .config import StylizeConfig, vgg_min_size
         from .nst import Stylizer, load_vgg19
 
+        # Test images smaller than VGG19's deepest style layer needs are stylised at that size instead.
+        size = max(size, vgg_min_size(StylizeConfig().style_layers))
         if (style, size) not in self.stylizers:
             scfg = StylizeConfig(styles=[str(style)], size=size, steps=self.cfg.nst_steps,
                                  vgg_weights=self.cfg.vgg_weights, device=str(self.device))
@@ -352,9 +356,9 @@ def log_to_wandb(run: Path, meta: dict, mode: str, results: dict[str, DirectionR
     run_id = None
     state = run / "latest.pt"
     if state.is_file():
-        try:  # mmap: only the id is read, not the whole training state
-            run_id = torch.load(state, map_location="cpu", weights_only=True, mmap=True).get("wandb_id")
-        except Exception as e:
+        try:  # memory-mapped: only the id is read, not the whole training state
+            run_id = read_torch_file(state, "training state").get("wandb_id")
+        except (UserError, AttributeError) as e:
             log.debug("no W&B run id from %s: %s", state, e)
     tracker = Tracker(run, mode, meta.get("wandb_project", "cyclegan"), meta.get("name", run.name),
                       config={}, run_id=run_id)
