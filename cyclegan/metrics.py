@@ -163,12 +163,10 @@ def image_batches(
 ) -> Iterator[torch.Tensor]:
     """uint8 ``[B, 3, H, W]`` batches of the readable images among ``paths`` (unreadable ones are skipped
     with a warning), at their own size or resized to ``size``×``size``, with a progress bar."""
-    from rich.console import Console
-    from rich.progress import Progress
+    from .progress import progress_bar
 
-    console = Console(stderr=True)
     loader = DataLoader(_Images(paths, size), batch_size=batch_size, num_workers=workers, collate_fn=_keep_loaded)
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+    with progress_bar(transient=True) as progress:
         task = progress.add_task(label, total=len(paths))
         for batch in loader:
             yield from _same_size_stacks(batch)
