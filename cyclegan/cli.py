@@ -162,11 +162,16 @@ def translate(
     Pretrained (downloaded on first use): cyclegan translate --preset painting --style monet in/ out/
 
     Outputs keep each input's size (unless --resize or --max-side) and its path relative to INPUT.
+    Animated GIF/WebP inputs are read as their first frame; a .gif input is written as .png.
+    Two inputs that would be written to one output (x.jpg and x.png with --format png), or an output
+    over an input, stop the run before any work.
 
-    Unreadable files are reported and skipped; the exit status is then 1.
+    Unreadable files (and outputs that come out non-finite) are reported and skipped; the exit status
+    is then 1. A full or read-only disk stops the run (exit status 2), keeping what was written.
     """
     from .catalog import pretrained_path, translate_model
-    from .translate import translate_folder
+    from .summary import Summary
+    from .translate import plan, translate_folder
 
     model = translate_model(preset, style, to, pretrained, cfg.direction)
     wanted = 2 if model else 3
@@ -175,12 +180,14 @@ def translate(
             "give INPUT and OUTPUT after --preset/--pretrained (no CHECKPOINT)" if model
             else "give CHECKPOINT INPUT OUTPUT, or INPUT OUTPUT with --preset or --pretrained"
         )
-    checkpoint, input, output = (str(pretrained_path(model)), *paths) if model else paths
-    if model:
-        logging.getLogger(__name__).info("pretrained generator: %s", model)
+    checkpoint, input, output = ("", *paths) if model else paths
     # an official generator translates one way (AtoB); the reverse is another model
     cfg = dataclasses.replace(cfg, checkpoint=checkpoint, input=input, output=output,
                               direction="AtoB" if model else cfg.direction)
+    if model:
+        plan(cfg, Summary())  # refuse outputs that would collide or overwrite inputs before downloading
+        logging.getLogger(__name__).info("pretrained generator: %s", model)
+        cfg = dataclasses.replace(cfg, checkpoint=str(pretrained_path(model)))
     summary = translate_folder(cfg)
     summary.print(err_console)
     raise typer.Exit(summary.exit_code)

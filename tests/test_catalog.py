@@ -351,6 +351,8 @@ def test_translate_with_a_preset_downloads_and_uses_the_pretrained_generator(ser
         (["--preset", "painting", "--style", "picasso", str(src), str(tmp_path / "x")], "unknown style"),
         (["--preset", "season", "ckpt", str(src), str(tmp_path / "x")], "no CHECKPOINT"),
         ([str(src), str(tmp_path / "x")], "give CHECKPOINT INPUT OUTPUT"),
+        # a bad output plan stops before the (not yet cached) model is downloaded
+        (["--preset", "season", str(src), str(src)], "is the input folder"),
     ]:
         result = runner.invoke(app, ["translate", *args, *fast])
         assert result.exit_code == 2 and message in result.output, result.output
