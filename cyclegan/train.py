@@ -397,26 +397,36 @@ def train(cfg: TrainConfig) -> TrainResult:
     check_batching(cfg)
     files_a = domain_folder(cfg.domain_a, "domain A folder")
     files_b = domain_folder(cfg.domain_b, "domain B folder")
-    exports = tuple(file for file, _, _ in EXPORTS)
-    with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, main, exports) as folder:
-        world, device = distributed.setup(cfg.device)
-        try:
-            return CycleGANRun(cfg, folder, files_a, files_b, world, device).train()
-        finally:
-            distributed.shutdown(world)
+    world, device = distributed.setup(cfg.device)
+    try:
+        precision = resolve_precision(cfg.precision, device)
+        # First: a missing test split or FID network stops before the run folder is made.
+        evaluator = training_eval(cfg, device, precision) if cfg.eval_every and main else None
+        exports = tuple(file for file, _, _ in EXPORTS)
+        with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, main, exports) as folder:
+            return CycleGANRun(cfg, folder, files_a, files_b, world, device, precision, evaluator).train()
+    finally:
+        distributed.shutdown(world)
+
+
+def training_eval(cfg: TrainConfig, device: torch.device, precision: str):
+    """FID/KID on the test split every ``--eval-every`` epochs (see ``metrics.TrainingEval``)."""
+    from .metrics import TrainingEval, find_test_split
+
+    test_a, test_b = find_test_split(cfg.test_dir, cfg.domain_a, cfg.domain_b)
+    return TrainingEval(test_a, test_b, cfg.image_size, cfg.run_dir, device, precision, cfg.inception,
+                        resume=cfg.resume)
 
 
 class CycleGANRun:
     """One training run: the trainer, its data, where it stands (step, epoch), saving, and the loop."""
 
     def __init__(self, cfg: TrainConfig, folder: RunFolder, files_a: list[Path], files_b: list[Path],
-                 world: distributed.World, device: torch.device):
+                 world: distributed.World, device: torch.device, precision: str, evaluator=None):
         self.cfg, self.folder, self.world, self.device = cfg, folder, world, device
-        self.main = world.is_main
-        self.precision = resolve_precision(cfg.precision, device)
+        self.main, self.precision, self.evaluator = world.is_main, precision, evaluator
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-        self.evaluator = self._evaluator()  # first: a missing test split or FID network stops before training
 
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
@@ -592,16 +602,6 @@ class CycleGANRun:
         if self.main:
             log.warning("stopped by an error; progress saved to %s (continue with --resume)",
                         self.folder.path / "latest.pt")
-
-    def _evaluator(self):
-        if not (self.cfg.eval_every and self.main):
-            return None
-        from .metrics import TrainingEval, find_test_split
-
-        cfg = self.cfg
-        test_a, test_b = find_test_split(cfg.test_dir, cfg.domain_a, cfg.domain_b)
-        return TrainingEval(test_a, test_b, cfg.image_size, self.folder.path, self.device, self.precision,
-                            cfg.inception, resume=cfg.resume)
 
 
 def _export_step(path: Path) -> str | None:
