@@ -454,6 +454,7 @@ class CycleGANRun:
                                        "n_a": len(files_a), "n_b": len(files_b)}})
         self.tracker = open_tracker(folder.path, cfg.wandb_mode, cfg.wandb_project, cfg.name, self.config,
                                     self.main, run_id=wandb_id)
+        self.wandb_id = self.tracker.run_id  # kept for the saves after the tracker has finished
         if self.main:
             log.info("training %s: %d A / %d B images, %d steps per epoch, %d epochs, device %s, %s%s",
                      cfg.name, len(files_a), len(files_b), self.steps_per_epoch, cfg.total_epochs, device,
@@ -554,7 +555,7 @@ class CycleGANRun:
     def state_dict(self) -> dict:
         return {"trainer": self.trainer.state_dict(), "rng": rng_state(self.device), "step": self.step,
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "world_size": self.world.world_size,
-                "wandb_id": self.tracker.run_id, "config": self.config}
+                "wandb_id": self.wandb_id, "config": self.config, "run_dir": str(self.folder.path.resolve())}
 
     def save(self) -> None:
         if not self.main or self.saved_step == self.step:
@@ -582,13 +583,18 @@ class CycleGANRun:
         if self.main:
             log.info("resuming %s at epoch %d, step %d", self.folder.path, self.epoch + 1, self.step)
             self.export_generators(only_stale=True)  # a process killed mid-save may have left them at another step
+        wandb_id = state.get("wandb_id")
+        origin = Path(state.get("run_dir") or self.folder.path)
+        if origin.resolve() != self.folder.path.resolve() and (origin / "latest.pt").is_file():
+            log.info("%s is a copy of %s: it gets a W&B run of its own", self.folder.path, origin)
+            wandb_id = None
         saved_world = state.get("world_size", 1)
         if saved_world != self.world.world_size:  # each process's batches are a different share now
             self.batch_in_epoch = self.batch_in_epoch * saved_world // self.world.world_size
             if self.main and self.batch_in_epoch:
                 log.warning("resuming %d-process training with %d processes: the rest of this epoch is "
                             "approximate (the next epochs are exact)", saved_world, self.world.world_size)
-        return state.get("wandb_id")
+        return wandb_id
 
     def save_after_error(self, error: BaseException) -> None:
         """Keep what was learned when training stops by an error between steps (the state is consistent)."""

@@ -89,23 +89,29 @@ def test_two_processes_never_train_in_one_folder_and_a_dead_ones_lock_does_not_b
 
 def test_resume_continues_a_copied_run_and_leaves_the_original_alone(image_dirs, tmp_path):
     a, b = image_dirs
-    train(tiny(a, b, tmp_path, name="orig"))
+    train(tiny(a, b, tmp_path, name="orig", wandb_mode="offline"))
     shutil.copytree(tmp_path / "orig", tmp_path / "copy")
     before = file_bytes(tmp_path / "orig")
     train(TrainConfig(name="copy", checkpoints_dir=str(tmp_path), resume=True, max_steps=4, workers=0,
-                      wandb_mode="disabled"))
-    assert file_bytes(tmp_path / "orig") == before
-    assert load_state(tmp_path / "copy" / "latest.pt")["step"] == 4
-    assert export_step(tmp_path / "copy" / "G_AB.safetensors") == "4"
+                      wandb_mode="offline"))
+    after = file_bytes(tmp_path / "orig")
+    quiet = [k for k in before if "/logs/" not in k]  # the W&B service appends to its logs after a run ends
+    assert sorted(after) == sorted(before) and all(after[k] == before[k] for k in quiet)
+    original, copy = load_state(tmp_path / "orig" / "latest.pt"), load_state(tmp_path / "copy" / "latest.pt")
+    assert copy["step"] == 4 and export_step(tmp_path / "copy" / "G_AB.safetensors") == "4"
+    assert copy["wandb_id"] and copy["wandb_id"] != original["wandb_id"]  # its own W&B run, not the original's
 
 
 def test_resume_continues_a_renamed_run(image_dirs, tmp_path):
     a, b = image_dirs
-    train(tiny(a, b, tmp_path, name="before"))
+    train(tiny(a, b, tmp_path, name="before", wandb_mode="offline"))  # stops mid-epoch, saved after the loop
+    wandb_id = load_state(tmp_path / "before" / "latest.pt")["wandb_id"]
+    assert wandb_id
     (tmp_path / "before").rename(tmp_path / "after")
     result = train(TrainConfig(name="after", checkpoints_dir=str(tmp_path), resume=True, max_steps=3, workers=0,
-                               wandb_mode="disabled"))
-    assert result.step == 3 and load_state(tmp_path / "after" / "latest.pt")["step"] == 3
+                               wandb_mode="offline"))
+    state = load_state(tmp_path / "after" / "latest.pt")
+    assert result.step == 3 and state["step"] == 3 and state["wandb_id"] == wandb_id  # the same W&B run goes on
     assert not (tmp_path / "before").exists()
 
 
