@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .errors import UserError
@@ -33,7 +33,14 @@ def save_generator(path: str | Path, net: nn.Module, spec: GeneratorSpec, metada
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in net.state_dict().items()}
     meta = {SPEC_KEY: json.dumps(spec.to_dict())}
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    data = safetensors_bytes(tensors, metadata=meta)
+    return atomic_write(path, lambda tmp: _write_bytes(tmp, data))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    # Written from Python (not by a library's native code) so that a full disk surfaces as an OSError.
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 # -- reading files safely ----------------------------------------------------------------------------
@@ -266,8 +273,17 @@ def load_pth_generator(path: str | Path,
 
 
 def save_state(path: str | Path, state: dict) -> Path:
-    """Write a training state dict (tensors, numbers, strings, lists, dicts) atomically."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """Write a training state dict (tensors, numbers, strings, lists, dicts) atomically.
+
+    ``torch.save`` writes into a Python file object, so a full or read-only disk raises a plain
+    ``OSError``, which ``atomic_write`` turns into a one-line ``DiskError`` naming ``path``.
+    """
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+
+    return atomic_write(path, write)
 
 
 def load_state(path: str | Path) -> dict:

@@ -116,12 +116,16 @@ def train(
     `torchrun --nproc-per-node N -m cyclegan train ...` (or --gpus N on one machine).
     """
     from .catalog import resolve_domains
+    from .distributed import is_main_process
+    from .run import check_run_folder
     from .train import train as run_training
     from .train import validate
 
     if gpus < 1:
         raise UserError(config.problem("--gpus", gpus, "must be at least 1"))
     validate(cfg)  # also what the options alone cannot say (generator names), before any download
+    if is_main_process():  # a run folder that cannot be used stops us before a dataset downloads
+        check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)
     if cfg.domain_a and cfg.domain_b and not cfg.resume:  # a resumed run keeps the folders it started with
         found = resolve_domains(cfg.domain_a, cfg.domain_b, root, download=not no_download)
         cfg = dataclasses.replace(cfg, domain_a=str(found[0]), domain_b=str(found[1]))

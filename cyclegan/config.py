@@ -248,7 +248,7 @@ class TrainConfig:
     log_every: int = opt(10, "Read losses back and log them every N steps.", min=1)
     wandb_mode: WandbMode = opt("auto", "auto (online when logged in, else offline), online, offline or disabled.")
     wandb_project: str = opt("cyclegan", "W&B project name.")
-    resume: bool = opt(False, "Continue the run NAME exactly where it stopped.")
+    resume: bool = opt(False, "Continue the run in CHECKPOINTS_DIR/NAME exactly where it stopped.")
     overwrite: bool = opt(False, "Replace an existing run of this name (its checkpoints are deleted).")
     # evaluation during training
     eval_every: int = opt(0, "FID/KID on the test split every N epochs; 0: off.", min=0)
@@ -271,6 +271,11 @@ class TrainConfig:
                           f"with --preprocess {self.preprocess}")
         if self.total_epochs == 0:
             yield "--epochs 0 --epochs-decay 0: train for at least one epoch"
+        if self.preprocess == "none" and self.batch_size > 1:
+            yield problem("--batch-size", self.batch_size, "--preprocess none keeps every image's own size, so "
+                          "images cannot be stacked into batches: use --batch-size 1 or a mode that crops")
+        if self.resume and self.overwrite:
+            yield "--resume --overwrite: choose one (continue the run, or replace it)"
 
 
 @dataclass

@@ -224,7 +224,9 @@ class UnpairedDataset(torch.utils.data.Dataset):
     """Items are keyed by ``(epoch, index)``: A is ``index mod |A|``, B is drawn at random, as in the paper.
 
     An unreadable file is replaced by the next readable one and reported in the item's ``bad`` list, so
-    the training loop can warn once per file and go on.
+    the training loop can warn once per file and go on. A folder with no readable image at all makes an
+    item with an ``error`` message instead, which the training loop raises in the main process (raised in
+    a data worker, it would arrive wrapped in the worker's traceback).
     """
 
     def __init__(self, files_a: list[Path], files_b: list[Path], augment: Augment, seed: int = 0):
@@ -240,14 +242,17 @@ class UnpairedDataset(torch.utils.data.Dataset):
                 return load_image(path)[0]
             except Exception as e:
                 bad.append(f"{path} ({type(e).__name__}: {e})")
-        raise UserError(f"no readable image in the folder of {files[0]}")
+        raise UserError(f"no readable image in the folder of {files[0]} (tried all {len(files)})")
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, index = key
         bad: list[str] = []
         b_index = int(np.random.default_rng(sample_seed(self.seed, epoch, index, 0)).integers(len(self.files_b)))
-        img_a = self._load(self.files_a, index % len(self.files_a), bad)
-        img_b = self._load(self.files_b, b_index, bad)
+        try:
+            img_a = self._load(self.files_a, index % len(self.files_a), bad)
+            img_b = self._load(self.files_b, b_index, bad)
+        except UserError as e:
+            return {"error": str(e), "bad": bad}
         return {
             "A": self.augment(img_a, sample_seed(self.seed, epoch, index, 1)),
             "B": self.augment(img_b, sample_seed(self.seed, epoch, index, 2)),
@@ -256,11 +261,12 @@ class UnpairedDataset(torch.utils.data.Dataset):
 
 
 def collate(items: list[dict]) -> dict:
-    return {
-        "A": torch.stack([it["A"] for it in items]),
-        "B": torch.stack([it["B"] for it in items]),
-        "bad": [b for it in items for b in it["bad"]],
-    }
+    """Stack a batch; a batch with a failed item carries only its ``error`` (and the ``bad`` files)."""
+    bad = [b for it in items for b in it["bad"]]
+    errors = [it["error"] for it in items if "error" in it]
+    if errors:
+        return {"error": errors[0], "bad": bad}
+    return {"A": torch.stack([it["A"] for it in items]), "B": torch.stack([it["B"] for it in items]), "bad": bad}
 
 
 class EpochBatches(torch.utils.data.Sampler):

@@ -52,6 +52,11 @@ class World:
             dist.barrier(group=self.control)
 
 
+def is_main_process() -> bool:
+    """True on rank 0 or when not started by ``torchrun``; known before the process group is joined."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup(device_name: str = "auto") -> tuple[World, torch.device]:
     """Join the process group when started by ``torchrun``; returns this process's place and device.
 

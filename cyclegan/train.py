@@ -11,25 +11,25 @@ import logging
 import math
 import platform
 import random
-import signal
-import time
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from safetensors import safe_open
 from torch import nn
 
 from . import __version__, config, distributed
-from .checkpoint import load_state, save_generator, save_state
+from .checkpoint import save_generator
 from .config import TrainConfig, load_json, to_dict
 from .data import Augment, EpochBatches, UnpairedDataset, collate, domain_folder, sample_seed
 from .errors import UserError
-from .files import write_json
+from .files import DiskError, atomic_write
 from .losses import discriminator_adv_loss, generator_adv_loss, l1
 from .models import GeneratorSpec, build_discriminator, build_generator
+from .run import Progress, RunFolder, StopSignal, batches, check_run_folder, data_loader, open_tracker
 from .runtime import autocast, compile_problem, resolve_device, resolve_precision
-from .tracking import Tracker, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,9 @@ class ImagePool:
         self.rng = torch.Generator().manual_seed(seed)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
+        """The fakes to show the discriminator, detached: its loss must not reach the generators."""
         if self.size == 0:
-            return images
+            return images.detach()
         out = []
         for img in images.detach():
             img = img.unsqueeze(0)
@@ -73,16 +74,27 @@ class ImagePool:
 def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
     """Learning-rate multiplier for 1-based ``epoch``: 1 for the first ``epochs``, then linear decay.
 
-    Matches the original release: epoch ``epochs + k`` trains at ``1 - k / (epochs_decay + 1)``, so the
-    rate reaches zero just after the last epoch.
+    Follows the paper's text and the original release's training loop up to 2019 (the scheduler steps at
+    the end of each epoch): decay starts after epoch ``epochs``, and epoch ``epochs + k`` trains at
+    ``1 - k / (epochs_decay + 1)``, so the rate reaches zero just after the last epoch. (The release's loop
+    since 2020 steps the scheduler at the start of each epoch instead: decay starts at epoch ``epochs``
+    and the last epoch trains at rate 0.)
     """
     return 1.0 - max(0, epoch - epochs) / float(epochs_decay + 1)
 
 
 @dataclass
 class Nets:
-    G_AB: nn.Module
-    G_BA: nn.Module
+    """The four networks, named after the domains they produce or judge.
+
+    This is the reverse of the original release's names for the discriminators and identity losses:
+    our ``D_A`` judges domain A (its ``netD_A`` judges domain B, the output of ``netG_A``), and our
+    ``idt_A`` is ``G_BA(real_A)`` (its ``idt_A`` is ``netG_A(real_B)``). ``G_AB``/``G_BA`` are its
+    ``netG_A``/``netG_B``.
+    """
+
+    G_AB: nn.Module  # translates A to B
+    G_BA: nn.Module  # translates B to A
     D_A: nn.Module  # judges domain A: real A vs G_BA(B)
     D_B: nn.Module  # judges domain B: real B vs G_AB(A)
 
@@ -118,7 +130,7 @@ class Generators(nn.Module):
         fake_A = self.G_BA(real_B)
         rec_B = self.G_AB(fake_A)
         out = {"fake_B": fake_B, "rec_A": rec_A, "fake_A": fake_A, "rec_B": rec_B}
-        if self.identity:  # a generator fed an image of its target domain should leave it be
+        if self.identity:  # a generator fed an image of its target domain should leave it be (see Nets)
             out["idt_A"] = self.G_BA(real_A)
             out["idt_B"] = self.G_AB(real_B)
         return out
@@ -282,10 +294,16 @@ def _as_tuple(x):
 
 
 def sample_grid(images: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Rows: real A | fake B | reconstructed A, and real B | fake A | reconstructed B (first image)."""
+    """Rows: real A | fake B | reconstructed A, and real B | fake A | reconstructed B (first image).
+
+    Untouched by cropping (``--preprocess none``) A and B may differ in size: smaller tiles are padded
+    with black at the right and bottom to the largest.
+    """
     from torchvision.utils import make_grid
 
     tiles = [t[0].detach().float().cpu() for t in images]
+    h, w = max(t.shape[1] for t in tiles), max(t.shape[2] for t in tiles)
+    tiles = [F.pad(t, (0, w - t.shape[2], 0, h - t.shape[1]), value=-1.0) for t in tiles]
     return make_grid(torch.stack(tiles), nrow=3, normalize=True, value_range=(-1, 1), padding=2)
 
 
@@ -305,46 +323,19 @@ RESUMABLE_OVERRIDES = ("max_steps", "device", "workers", "wandb_mode", "log_ever
 
 
 def resume_config(cfg: TrainConfig) -> TrainConfig:
-    """The saved configuration of run ``cfg.name``, with this invocation's runtime options applied."""
+    """The saved configuration of the run in ``cfg.run_dir``, with this invocation's runtime options applied.
+
+    The run is the folder this invocation names, whatever name config.json holds: a copied or renamed run
+    resumes where it now is, and never writes into the folder it was copied from.
+    """
     path = cfg.run_dir / "config.json"
     if not path.is_file():
         raise UserError(f"--resume: no run to resume at {cfg.run_dir} (config.json missing)")
     saved = load_json(TrainConfig, path)
     for key in RESUMABLE_OVERRIDES:
         setattr(saved, key, getattr(cfg, key))
-    saved.checkpoints_dir, saved.resume = cfg.checkpoints_dir, True
+    saved.name, saved.checkpoints_dir, saved.resume, saved.overwrite = cfg.name, cfg.checkpoints_dir, True, False
     return saved
-
-
-class StopSignal:
-    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so a checkpoint is written first."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.received = signum
-        log.warning("%s received: finishing this step and saving a checkpoint (Ctrl-C again to abort)",
-                    signal.Signals(signum).name)
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-
-
-def _ignore_stop_signals(_worker_id: int) -> None:
-    # Data workers share the process group that Ctrl-C (and schedulers' group-wide SIGTERM) reach; let the
-    # main process handle the signal and shut the workers down after saving.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def seed_rank(trainer: Trainer, seed: int) -> None:
@@ -363,12 +354,19 @@ class TrainResult:
     interrupted: bool
 
 
+# The generator exports in a run folder, beside latest.pt: file, network, direction.
+EXPORTS = (("G_AB.safetensors", "G_AB", "AtoB"), ("G_BA.safetensors", "G_BA", "BtoA"))
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train (or with ``cfg.resume`` continue) a CycleGAN run in ``cfg.run_dir``.
 
     Under ``torchrun`` every process runs this: each trains on its share of every epoch's batches, and
-    rank 0 alone logs and writes the run folder.
+    rank 0 alone locks and writes the run folder and logs.
     """
+    main = distributed.is_main_process()
+    if main:  # before reading config.json or any folder: the clearest message comes first
+        check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)
     if cfg.resume:
         cfg = resume_config(cfg)
     elif not cfg.domain_a or not cfg.domain_b:
@@ -378,178 +376,224 @@ def train(cfg: TrainConfig) -> TrainResult:
     files_b = domain_folder(cfg.domain_b, "domain B folder")
     world, device = distributed.setup(cfg.device)
     try:
-        return _train(cfg, files_a, files_b, world, device)
+        precision = resolve_precision(cfg.precision, device)
+        # First: a missing test split or FID network stops before the run folder is made.
+        evaluator = training_eval(cfg, device, precision) if cfg.eval_every and main else None
+        exports = tuple(file for file, _, _ in EXPORTS)
+        with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, main, exports) as folder:
+            return CycleGANRun(cfg, folder, files_a, files_b, world, device, precision, evaluator).train()
     finally:
         distributed.shutdown(world)
 
 
-def _train(cfg: TrainConfig, files_a: list[Path], files_b: list[Path], world: distributed.World,
-           device: torch.device) -> TrainResult:
-    main = world.is_main
-    precision = resolve_precision(cfg.precision, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    run_dir = cfg.run_dir
-    evaluator = None
-    if cfg.eval_every and main:  # set up first: a missing test split or FID network stops before any training
-        from .metrics import TrainingEval, find_test_split
+def training_eval(cfg: TrainConfig, device: torch.device, precision: str):
+    """FID/KID on the test split every ``--eval-every`` epochs (see ``metrics.TrainingEval``)."""
+    from .metrics import TrainingEval, find_test_split
 
-        test_a, test_b = find_test_split(cfg.test_dir, cfg.domain_a, cfg.domain_b)
-        evaluator = TrainingEval(test_a, test_b, cfg.image_size, run_dir, device, precision, cfg.inception,
-                                 resume=cfg.resume)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    test_a, test_b = find_test_split(cfg.test_dir, cfg.domain_a, cfg.domain_b)
+    return TrainingEval(test_a, test_b, cfg.image_size, cfg.run_dir, device, precision, cfg.inception,
+                        resume=cfg.resume)
 
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    trainer = Trainer(cfg, device, precision, distributed=world.enabled)
-    step = epoch = batch_in_epoch = 0
-    wandb_id = None
-    if cfg.resume:
-        state = load_state(run_dir / "latest.pt")
-        trainer.load_state_dict(state["trainer"])
-        set_rng_state(state["rng"], device)
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        wandb_id = state.get("wandb_id")
-        if main:
-            log.info("resuming %s at epoch %d, step %d", run_dir, epoch + 1, step)
-        if state.get("world_size", 1) != world.world_size:  # each process's batches are a different share now
-            batch_in_epoch = batch_in_epoch * state.get("world_size", 1) // world.world_size
-            if main and batch_in_epoch:
-                log.warning("resuming %d-process training with %d processes: the rest of this epoch is "
-                            "approximate (the next epochs are exact)", state.get("world_size", 1), world.world_size)
-    if world.rank:  # latest.pt holds rank 0's random streams; the other ranks derive theirs
-        seed_rank(trainer, sample_seed(cfg.seed, step, world.rank, 4))
 
-    dataset = UnpairedDataset(files_a, files_b, Augment(cfg.preprocess, cfg.load_size, cfg.image_size, cfg.flip),
-                              seed=cfg.seed)
-    batches = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, epoch, cfg.total_epochs, batch_in_epoch,
-                           rank=world.rank, world_size=world.world_size)
-    steps_per_epoch = batches.batches_per_epoch
-    total_steps = cfg.total_epochs * steps_per_epoch
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=batches, num_workers=cfg.workers, collate_fn=collate,
-        pin_memory=device.type == "cuda", worker_init_fn=_ignore_stop_signals,
-        persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers > 0 else None,
-    )
+class CycleGANRun:
+    """One training run: the trainer, its data, where it stands (step, epoch), saving, and the loop."""
 
-    config = to_dict(cfg)
-    if main:
-        write_json(run_dir / "config.json", {**config, "versions": _versions(), "world_size": world.world_size,
-                                             "files": {"domain_a": str(Path(cfg.domain_a).resolve()),
-                                                       "domain_b": str(Path(cfg.domain_b).resolve()),
-                                                       "n_a": len(files_a), "n_b": len(files_b)}})
-    tracker = Tracker(run_dir, cfg.wandb_mode if main else "disabled", cfg.wandb_project, cfg.name, config,
-                      run_id=wandb_id)
+    def __init__(self, cfg: TrainConfig, folder: RunFolder, files_a: list[Path], files_b: list[Path],
+                 world: distributed.World, device: torch.device, precision: str, evaluator=None):
+        self.cfg, self.folder, self.world, self.device = cfg, folder, world, device
+        self.main, self.precision, self.evaluator = world.is_main, precision, evaluator
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
 
-    def save() -> None:
-        if not main:
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.trainer = Trainer(cfg, device, self.precision, distributed=world.enabled)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.saved_step: int | None = None  # the step latest.pt holds
+        wandb_id = self.restore() if cfg.resume else None
+        if world.rank:  # latest.pt holds rank 0's random streams; the other ranks derive theirs
+            seed_rank(self.trainer, sample_seed(cfg.seed, self.step, world.rank, 4))
+
+        dataset = UnpairedDataset(files_a, files_b, Augment(cfg.preprocess, cfg.load_size, cfg.image_size, cfg.flip),
+                                  seed=cfg.seed)
+        sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, self.epoch, cfg.total_epochs,
+                               self.batch_in_epoch, rank=world.rank, world_size=world.world_size)
+        self.steps_per_epoch = sampler.batches_per_epoch
+        self.total_steps = min(cfg.total_epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
+        self.loader = data_loader(dataset, sampler, cfg.workers, collate, pin_memory=device.type == "cuda")
+        self.warned: set[str] = set()
+        self.in_step = False  # between the start and the end of an update the state is not worth saving
+
+        self.config = to_dict(cfg)
+        folder.write_config({**self.config, "versions": _versions(), "world_size": world.world_size,
+                             "files": {"domain_a": str(Path(cfg.domain_a).resolve()),
+                                       "domain_b": str(Path(cfg.domain_b).resolve()),
+                                       "n_a": len(files_a), "n_b": len(files_b)}})
+        self.tracker = open_tracker(folder.path, cfg.wandb_mode, cfg.wandb_project, cfg.name, self.config,
+                                    self.main, run_id=wandb_id)
+        self.wandb_id = self.tracker.run_id  # kept for the saves after the tracker has finished
+        if self.main:
+            log.info("training %s: %d A / %d B images, %d steps per epoch, %d epochs, device %s, %s%s",
+                     cfg.name, len(files_a), len(files_b), self.steps_per_epoch, cfg.total_epochs, device,
+                     self.precision, f", {world.world_size} processes" if world.enabled else "")
+
+    def train(self) -> TrainResult:
+        cfg, interrupted = self.cfg, False
+        progress = Progress(cfg.name, self.total_steps, self.step, enabled=self.main)
+        try:
+            with StopSignal() as stop, progress, batches(self.loader) as data:
+                for batch in data if self.step < self.total_steps else []:
+                    losses = self.train_step(batch)
+                    progress.advance()
+                    if self.main and (self.step % cfg.log_every == 0 or self.step == self.total_steps):
+                        self.log_losses(losses, progress)
+                    if self.main and (self.step == 1 or self.step % cfg.sample_every == 0
+                                      or self.step == self.total_steps):
+                        self.save_sample()
+                    if self.batch_in_epoch == self.steps_per_epoch:
+                        self.end_epoch()
+                        progress.describe(f"{cfg.name} epoch {min(self.epoch + 1, cfg.total_epochs)}")
+                    # A signal may reach one rank only, or the ranks at different steps: all stop at the same one.
+                    if self.world.any(stop.received is not None):
+                        interrupted = True
+                        break
+                    if self.step >= self.total_steps:
+                        break
+        except BaseException as e:
+            self.save_after_error(e)
+            raise
+        finally:
+            self.tracker.finish()
+        self.save()
+        if self.main and interrupted:
+            log.warning("interrupted at step %d; continue with: cyclegan train --name %s --checkpoints-dir %s "
+                        "--resume", self.step, cfg.name, cfg.checkpoints_dir)
+        elif self.main:
+            log.info("done: %d steps; generators in %s", self.step, self.folder.path)
+        # torchrun stops all ranks when one exits with an error (130 here): not before rank 0 saved
+        self.world.barrier()
+        return TrainResult(self.folder.path, self.step, self.epoch, interrupted)
+
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        for msg in batch["bad"]:
+            if msg not in self.warned:
+                self.warned.add(msg)
+                log.warning("skipping unreadable image %s", msg)
+        if "error" in batch:  # raised here, in the main process, so that it reads as one line
+            raise UserError(batch["error"])
+        real_A = batch["A"].to(self.device, non_blocking=True)
+        real_B = batch["B"].to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            real_A = real_A.contiguous(memory_format=torch.channels_last)
+            real_B = real_B.contiguous(memory_format=torch.channels_last)
+        self.in_step = True
+        losses = self.trainer.step(real_A, real_B)
+        self.step += 1
+        self.batch_in_epoch += 1
+        self.in_step = False
+        return losses
+
+    def end_epoch(self) -> None:
+        """Decay the learning rate, save, and keep a snapshot or evaluate when one is due."""
+        cfg = self.cfg
+        self.trainer.end_epoch()
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.save()
+        if self.main and (self.epoch % cfg.save_every == 0 or self.epoch == cfg.total_epochs):
+            snap = self.folder.path / f"epoch_{self.epoch:03d}"
+            for file, net, _ in EXPORTS:
+                save_generator(snap / file, getattr(self.trainer.nets, net), self.trainer.spec, {"epoch": self.epoch})
+        if self.evaluator and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.total_epochs):
+            nets = self.trainer.nets
+            self.tracker.log(self.evaluator(nets.G_AB, nets.G_BA, self.trainer.spec, self.epoch, self.step), self.step)
+
+    def log_losses(self, losses: dict[str, torch.Tensor], progress: Progress) -> None:
+        values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(),
+                          strict=True))  # one host sync per logging interval
+        info = " ".join(f"{k} {v:.3f}" for k, v in values.items())
+        rate = progress.report(self.step, self.total_steps, f"epoch {self.epoch + 1}  {info}")
+        self.tracker.log({**{f"loss/{k}": v for k, v in values.items()}, "lr": self.trainer.lr,
+                          "epoch": self.epoch + 1, "it_per_s": rate}, self.step)
+        if not all(math.isfinite(v) for v in values.values()):
+            log.warning("non-finite loss at step %d: %s", self.step, values)
+
+    def save_sample(self) -> None:
+        from torchvision.utils import save_image
+
+        grid = sample_grid(self.trainer.last_images)
+        path = atomic_write(self.folder.path / "samples" / f"step_{self.step:07d}.png",
+                            lambda tmp: save_image(grid, tmp, format="png"))
+        self.tracker.log_image("samples", path, self.step,
+                               caption="real A | fake B | rec A / real B | fake A | rec B")
+
+    # ---- saving and restoring: the generators first, then latest.pt, the commit point
+
+    def state_dict(self) -> dict:
+        return {"trainer": self.trainer.state_dict(), "rng": rng_state(self.device), "step": self.step,
+                "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "world_size": self.world.world_size,
+                "wandb_id": self.wandb_id, "config": self.config, "run_dir": str(self.folder.path.resolve())}
+
+    def save(self) -> None:
+        if not self.main or self.saved_step == self.step:
             return
-        state = {"trainer": trainer.state_dict(), "rng": rng_state(device), "step": step, "epoch": epoch,
-                 "batch_in_epoch": batch_in_epoch, "world_size": world.world_size, "wandb_id": tracker.run_id,
-                 "config": config}
-        save_state(run_dir / "latest.pt", state)
-        meta = {"step": step, "epoch": epoch, "name": cfg.name}
-        save_generator(run_dir / "G_AB.safetensors", trainer.nets.G_AB, trainer.spec, {**meta, "direction": "AtoB"})
-        save_generator(run_dir / "G_BA.safetensors", trainer.nets.G_BA, trainer.spec, {**meta, "direction": "BtoA"})
+        self.export_generators()
+        self.folder.save(self.state_dict())
+        self.saved_step = self.step
 
-    warned: set[str] = set()
-    interrupted = False
-    in_step = False
-    t_last, step_last = time.perf_counter(), step
-    t_report = 0.0  # last progress line written when stderr is not a terminal
-    if main:
-        log.info("training %s: %d A / %d B images, %d steps per epoch, %d epochs, device %s, %s%s",
-                 cfg.name, len(files_a), len(files_b), steps_per_epoch, cfg.total_epochs, device, precision,
-                 f", {world.world_size} processes" if world.enabled else "")
+    def export_generators(self, only_stale: bool = False) -> None:
+        """Write G_AB/G_BA with this step in their metadata (``only_stale``: those holding another step)."""
+        meta = {"step": self.step, "epoch": self.epoch, "name": self.cfg.name}
+        for file, net, direction in EXPORTS:
+            path = self.folder.path / file
+            if only_stale and _export_step(path) == str(self.step):
+                continue
+            save_generator(path, getattr(self.trainer.nets, net), self.trainer.spec, {**meta, "direction": direction})
+
+    def restore(self) -> str | None:
+        """Continue from latest.pt; returns the W&B run id to continue."""
+        state = self.folder.load()
+        self.trainer.load_state_dict(state["trainer"])
+        set_rng_state(state["rng"], self.device)
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.saved_step = self.step
+        if self.main:
+            log.info("resuming %s at epoch %d, step %d", self.folder.path, self.epoch + 1, self.step)
+            self.export_generators(only_stale=True)  # a process killed mid-save may have left them at another step
+        wandb_id = state.get("wandb_id")
+        origin = Path(state.get("run_dir") or self.folder.path)
+        if origin.resolve() != self.folder.path.resolve() and (origin / "latest.pt").is_file():
+            log.info("%s is a copy of %s: it gets a W&B run of its own", self.folder.path, origin)
+            wandb_id = None
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world.world_size:  # each process's batches are a different share now
+            self.batch_in_epoch = self.batch_in_epoch * saved_world // self.world.world_size
+            if self.main and self.batch_in_epoch:
+                log.warning("resuming %d-process training with %d processes: the rest of this epoch is "
+                            "approximate (the next epochs are exact)", saved_world, self.world.world_size)
+        return wandb_id
+
+    def save_after_error(self, error: BaseException) -> None:
+        """Keep what was learned when training stops by an error between steps (the state is consistent)."""
+        if self.in_step or isinstance(error, DiskError) or self.saved_step == self.step:
+            return
+        try:
+            self.save()
+        except UserError as e:
+            log.warning("could not save progress: %s", e)
+            return
+        if self.main:
+            log.warning("stopped by an error; progress saved to %s (continue with --resume)",
+                        self.folder.path / "latest.pt")
+
+
+def _export_step(path: Path) -> str | None:
+    """The step a generator export was written at, from its metadata (None when unreadable)."""
     try:
-        with StopSignal() as stop, progress_bar(disable=not main) as bar:
-            task = bar.add_task(cfg.name, total=total_steps, completed=step, rate="", info="")
-            for batch in loader if step < total_steps else []:
-                for msg in batch["bad"]:
-                    if msg not in warned:
-                        warned.add(msg)
-                        log.warning("skipping unreadable image %s", msg)
-                in_step = True
-                real_A = batch["A"].to(device, non_blocking=True)
-                real_B = batch["B"].to(device, non_blocking=True)
-                if cfg.channels_last:
-                    real_A = real_A.contiguous(memory_format=torch.channels_last)
-                    real_B = real_B.contiguous(memory_format=torch.channels_last)
-                losses = trainer.step(real_A, real_B)
-                step += 1
-                batch_in_epoch += 1
-                in_step = False
-                bar.update(task, advance=1)
-
-                if main and (step % cfg.log_every == 0 or step == total_steps):
-                    values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(),
-                                      strict=True))  # one host sync per logging interval
-                    now = time.perf_counter()
-                    rate = (step - step_last) / max(now - t_last, 1e-9)
-                    t_last, step_last = now, step
-                    tracker.log({**{f"loss/{k}": v for k, v in values.items()}, "lr": trainer.lr,
-                                 "epoch": epoch + 1, "it_per_s": rate}, step)
-                    info = " ".join(f"{k} {v:.3f}" for k, v in values.items())
-                    bar.update(task, rate=f"{rate:.2f} it/s", info=info)
-                    if not bar.console.is_terminal and now - t_report >= 30:  # logs, CI, batch jobs
-                        t_report = now
-                        log.info("step %d/%d epoch %d  %.2f it/s  %s", step, total_steps, epoch + 1, rate, info)
-                    if not all(math.isfinite(v) for v in values.values()):
-                        log.warning("non-finite loss at step %d: %s", step, values)
-                if main and (step == 1 or step % cfg.sample_every == 0 or step == total_steps):
-                    _save_sample(trainer, run_dir, step, tracker)
-
-                if batch_in_epoch == steps_per_epoch:  # epoch finished
-                    trainer.end_epoch()
-                    epoch += 1
-                    batch_in_epoch = 0
-                    bar.update(task, description=f"{cfg.name} epoch {min(epoch + 1, cfg.total_epochs)}")
-                    save()
-                    if main and (epoch % cfg.save_every == 0 or epoch == cfg.total_epochs):
-                        _snapshot(trainer, run_dir, epoch)
-                    if evaluator and (epoch % cfg.eval_every == 0 or epoch == cfg.total_epochs):
-                        tracker.log(evaluator(trainer.nets.G_AB, trainer.nets.G_BA, trainer.spec, epoch, step), step)
-                # A signal may reach one rank only, or the ranks at different steps: all stop at the same one.
-                if world.any(stop.received is not None):
-                    interrupted = True
-                    break
-                if step >= total_steps:
-                    break
-    except BaseException:
-        if not in_step:  # the state is consistent between steps: keep what was learned
-            save()
-            if main:
-                log.warning("stopped by an error; progress saved to %s (continue with --resume)",
-                            run_dir / "latest.pt")
-        raise
-    finally:
-        tracker.finish()
-    save()
-    if main and interrupted:
-        log.warning("interrupted at step %d; continue with: cyclegan train --name %s --checkpoints-dir %s --resume",
-                    step, cfg.name, cfg.checkpoints_dir)
-    elif main:
-        log.info("done: %d steps; generators in %s", step, run_dir)
-    world.barrier()  # torchrun stops all ranks when one exits with an error (130 here): not before rank 0 saved
-    return TrainResult(run_dir, step, epoch, interrupted)
-
-
-def _save_sample(trainer: Trainer, run_dir: Path, step: int, tracker: Tracker) -> None:
-    from torchvision.utils import save_image
-
-    path = run_dir / "samples" / f"step_{step:07d}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(sample_grid(trainer.last_images), path)
-    tracker.log_image("samples", path, step, caption="real A | fake B | rec A / real B | fake A | rec B")
-
-
-def _snapshot(trainer: Trainer, run_dir: Path, epoch: int) -> None:
-    snap = run_dir / f"epoch_{epoch:03d}"
-    save_generator(snap / "G_AB.safetensors", trainer.nets.G_AB, trainer.spec, {"epoch": epoch})
-    save_generator(snap / "G_BA.safetensors", trainer.nets.G_BA, trainer.spec, {"epoch": epoch})
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("step")
+    except Exception:  # missing or damaged: export again
+        return None
 
 
 def _versions() -> dict:

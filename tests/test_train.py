@@ -162,3 +162,26 @@ def test_trains_on_real_monet2photo_subset(tmp_path):
     state = load_state(tmp_path / "cyclegan" / "latest.pt")
     assert state["step"] == 3
     assert all(torch.isfinite(t).all() for t in state["trainer"]["G_AB"].values())
+
+
+def test_pool_size_0_trains(image_dirs, tmp_path):
+    a, b = image_dirs
+    train_cli("--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path), "--max-steps", "2",
+              "--pool-size", "0", "--wandb-mode", "disabled", *TINY)
+    assert load_state(tmp_path / "cyclegan" / "latest.pt")["step"] == 2
+
+
+def test_preprocess_none_with_domains_of_different_sizes(tmp_path):
+    a = make_folder(tmp_path / "A", 2, size=(32, 32))
+    b = make_folder(tmp_path / "B", 2, size=(48, 40), seed=7)
+    common = ["--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path), "--max-steps", "2",
+              "--preprocess", "none", "--wandb-mode", "disabled", *TINY]
+    train_cli(*common)
+    from PIL import Image
+
+    grid = Image.open(tmp_path / "cyclegan" / "samples" / "step_0000001.png")
+    assert grid.size == (3 * 48 + 4 * 2, 2 * 40 + 3 * 2)  # tiles padded to the largest, 2-pixel borders
+    # images of different sizes cannot share a batch: refused before any work
+    result = train_cli(*common, "--name", "batched", "--batch-size", "2", ok=False)
+    assert result.exit_code == 2 and "--preprocess none" in result.output and "--batch-size 1" in result.output
+    assert not (tmp_path / "batched").exists()

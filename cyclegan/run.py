@@ -1,0 +1,246 @@
+"""What every training command shares: its run folder, stop signals, data workers and progress display.
+
+A run lives in one folder, CHECKPOINTS_DIR/NAME. While a process trains there it holds a lock on the
+folder (``fcntl.flock`` on ``.lock``: the kernel drops it when the process dies, so a leftover file never
+blocks). A new run never replaces an existing one unless asked to (``overwrite``), and ``resume`` needs a
+run to resume. The training state is saved atomically with ``latest.pt`` written last: it is the commit
+point, and whatever a command exports beside it (generators) carries its step, so a restart can tell
+exports that missed the last commit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_state, save_state
+from .errors import UserError
+from .files import remove_stale_temporaries, write_json
+from .tracking import Tracker, progress_bar
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "latest.pt"
+CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
+# What training and evaluation write into a run folder besides the state and exports; --overwrite removes
+# exactly these, so that the new run's samples, snapshots and scores are not mixed with the old run's.
+OLD_RUN_FILES = ("metrics.json", "eval.html")
+OLD_RUN_FOLDERS = ("samples", "wandb", "best", "eval", "epoch_*")
+
+
+def check_run_folder(run_dir: str | Path, resume: bool, overwrite: bool = False) -> None:
+    """Refuse to start when ``run_dir`` cannot be used: call it before any slow work (datasets).
+
+    A new run needs a folder that holds no run (or ``overwrite``); ``resume`` needs one that holds a
+    saved state. Either way no other process may be training there. Raises ``UserError`` saying what to do.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.is_dir() and _locked(run_dir / LOCK_FILE):
+        raise UserError(f"{run_dir} is in use by another training process{_holder(run_dir)}")
+    _check_contents(run_dir, resume, overwrite)
+
+
+def _check_contents(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    if resume:
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise UserError(f"--resume: no run to resume at {run_dir} ({CONFIG_FILE} missing)")
+        if not (run_dir / STATE_FILE).is_file():
+            raise UserError(f"--resume: the run at {run_dir} saved no checkpoint ({STATE_FILE}) yet: "
+                            "start it again with --overwrite")
+    elif not overwrite and any((run_dir / f).is_file() for f in (CONFIG_FILE, STATE_FILE)):
+        raise UserError(f"{run_dir} already holds a run: continue it with --resume, choose another --name, "
+                        "or replace it with --overwrite")
+
+
+def _locked(lock: Path) -> bool:
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own lock
+
+
+def _holder(run_dir: Path) -> str:
+    try:
+        pid = (run_dir / LOCK_FILE).read_text().strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+class RunFolder:
+    """The folder of one run, locked for as long as this object is open (``with RunFolder(...) as run``).
+
+    Only the main process (rank 0) locks and writes; on the other ranks every write is a no-op.
+    """
+
+    def __init__(self, path: str | Path, resume: bool, overwrite: bool = False, main: bool = True,
+                 exports: tuple[str, ...] = ()):
+        self.path, self.resume, self.overwrite, self.main = Path(path), resume, overwrite, main
+        self.exports = exports  # files the command writes beside the state, removed too by ``overwrite``
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> RunFolder:
+        if self.main:
+            self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Lock the folder, check it may be used, and clear what a killed process left behind."""
+        check_run_folder(self.path, self.resume, self.overwrite)  # before mkdir: a typo creates nothing
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{self.path} is in use by another training process{_holder(self.path)}") from None
+        self._lock_fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _check_contents(self.path, self.resume, self.overwrite)  # again, now that nobody else can start
+        removed = remove_stale_temporaries(self.path, recursive=True)  # the lock rules out a live writer
+        if removed:
+            log.info("removed %d unfinished temporary file(s) left in %s", removed, self.path)
+        if self.overwrite and not self.resume:  # a crash before the first save must not leave the old run
+            self._remove_old_run()
+
+    def _remove_old_run(self) -> None:
+        """Delete what a run writes in its folder (and nothing else: the folder may hold the user's files)."""
+        names = {STATE_FILE, CONFIG_FILE, *self.exports, *OLD_RUN_FILES}
+        for path in sorted(self.path.iterdir()):
+            if path.name in names or any(path.match(pattern) for pattern in OLD_RUN_FOLDERS):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        log.info("--overwrite: removed the earlier run in %s", self.path)
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock; the file stays, harmlessly
+            self._lock_fd = None
+
+    def write_config(self, config: dict) -> None:
+        if self.main:
+            write_json(self.path / CONFIG_FILE, config)
+
+    def save(self, state: dict) -> None:
+        """Write the training state: the commit point, so call it after writing any exports."""
+        if self.main:
+            save_state(self.path / STATE_FILE, state)
+
+    def load(self) -> dict:
+        return load_state(self.path / STATE_FILE)
+
+
+class StopSignal:
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so a checkpoint is written first."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+        log.warning("%s received: finishing this step and saving a checkpoint (Ctrl-C again to abort)",
+                    signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # Data workers share the process group that Ctrl-C (and schedulers' group-wide SIGTERM) reach; let the
+    # main process handle the signal and shut the workers down after saving (``batches`` below).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def data_loader(dataset, batch_sampler, workers: int, collate_fn, pin_memory: bool) -> torch.utils.data.DataLoader:
+    """A DataLoader whose worker processes leave stop signals to the main process."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=collate_fn, pin_memory=pin_memory,
+        worker_init_fn=_ignore_stop_signals if workers else None, persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+    )
+
+
+@contextmanager
+def batches(loader: torch.utils.data.DataLoader) -> Iterator[Iterator]:
+    """Iterate ``loader``, and stop its worker processes on the way out, error or not.
+
+    Left to themselves they would be stopped at interpreter exit by SIGTERM, which they ignore (above):
+    an error whose traceback still holds the iterator would then hang the process for good.
+    """
+    it = iter(loader)
+    try:
+        yield it
+    finally:
+        shutdown = getattr(it, "_shutdown_workers", None)  # present when there are worker processes
+        if shutdown is not None:
+            shutdown()
+
+
+class Progress:
+    """The progress bar on a terminal, and a log line every 30 s elsewhere (logs, CI, batch jobs)."""
+
+    def __init__(self, description: str, total: int, done: int, enabled: bool):
+        self.enabled = enabled
+        self.bar = progress_bar(disable=not enabled)
+        self.task = self.bar.add_task(description, total=total, completed=done, rate="", info="")
+        self.t_last, self.step_last, self.t_report = time.perf_counter(), done, 0.0
+
+    def __enter__(self) -> Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def advance(self) -> None:
+        self.bar.update(self.task, advance=1)
+
+    def describe(self, description: str) -> None:
+        self.bar.update(self.task, description=description)
+
+    def report(self, step: int, total: int, info: str) -> float:
+        """Show ``info`` with the speed since the last report; returns that speed (steps per second)."""
+        now = time.perf_counter()
+        rate = (step - self.step_last) / max(now - self.t_last, 1e-9)
+        self.t_last, self.step_last = now, step
+        self.bar.update(self.task, rate=f"{rate:.2f} it/s", info=info)
+        if self.enabled and not self.bar.console.is_terminal and now - self.t_report >= 30:
+            self.t_report = now
+            log.info("step %d/%d  %.2f it/s  %s", step, total, rate, info)
+        return rate
+
+
+def open_tracker(run_dir: Path, mode: str, project: str, name: str, config: dict, main: bool,
+                 run_id: str | None = None) -> Tracker:
+    """The W&B run inside the run folder (rank 0 only; the other ranks get a no-op tracker)."""
+    return Tracker(run_dir, mode if main else "disabled", project, name, config, run_id=run_id)

@@ -1,0 +1,222 @@
+"""Run folders: never clobbered, locked while in use, resumed where they are, saved consistently, and
+training that always exits with its error."""
+
+import errno
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from cyclegan import checkpoint
+from cyclegan.checkpoint import load_state
+from cyclegan.config import TrainConfig
+from cyclegan.errors import UserError
+from cyclegan.files import DiskError
+from cyclegan.run import RunFolder, check_run_folder
+from cyclegan.train import train
+from tests.conftest import REPO, make_folder
+from tests.test_train import TINY, train_cli
+
+
+def tiny(a, b, root, name="run", **kw) -> TrainConfig:
+    options = dict(domain_a=str(a), domain_b=str(b), checkpoints_dir=str(root), name=name, image_size=32,
+                   load_size=36, ngf=8, ndf=8, workers=0, net_g="resnet_6blocks", wandb_mode="disabled",
+                   max_steps=2)
+    return TrainConfig(**{**options, **kw})
+
+
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def export_step(path: Path) -> str:
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()["step"]
+
+
+def test_a_new_run_never_overwrites_an_existing_one(image_dirs, tmp_path):
+    a, b = image_dirs
+    args = ["--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path), "--name", "x",
+            "--max-steps", "2", "--wandb-mode", "disabled", *TINY]
+    train_cli(*args)
+    before = file_bytes(tmp_path / "x")
+    result = train_cli(*args, ok=False)
+    assert result.exit_code == 2
+    assert "--resume" in result.output and "--name" in result.output and "--overwrite" in result.output
+    assert file_bytes(tmp_path / "x") == before
+    with pytest.raises(UserError, match="already holds a run"):
+        check_run_folder(tmp_path / "x", resume=False)
+    check_run_folder(tmp_path / "x", resume=True)  # there is one to resume
+    with pytest.raises(UserError, match="no run to resume"):
+        check_run_folder(tmp_path / "y", resume=True)
+
+
+def test_overwrite_replaces_an_existing_run(image_dirs, tmp_path):
+    a, b = image_dirs
+    train(tiny(a, b, tmp_path, max_steps=3))
+    result = train(tiny(a, b, tmp_path, overwrite=True, seed=1))
+    assert result.step == 2 and load_state(tmp_path / "run" / "latest.pt")["step"] == 2
+
+
+def test_two_processes_never_train_in_one_folder_and_a_dead_ones_lock_does_not_block(image_dirs, tmp_path):
+    a, b = image_dirs
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from cyclegan.run import RunFolder; "
+         "RunFolder(sys.argv[1], resume=False).open(); print('locked', flush=True); time.sleep(120)",
+         str(tmp_path / "run")], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError, match=f"in use by another training process \\(pid {holder.pid}\\)"):
+            train(tiny(a, b, tmp_path))
+        with pytest.raises(UserError, match="in use"):
+            train(tiny(a, b, tmp_path, overwrite=True))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (tmp_path / "run" / ".lock").exists()  # left behind by the killed process: no obstacle
+    assert train(tiny(a, b, tmp_path)).step == 2
+
+
+def test_resume_continues_a_copied_run_and_leaves_the_original_alone(image_dirs, tmp_path):
+    a, b = image_dirs
+    train(tiny(a, b, tmp_path, name="orig", wandb_mode="offline"))
+    shutil.copytree(tmp_path / "orig", tmp_path / "copy")
+    before = file_bytes(tmp_path / "orig")
+    train(TrainConfig(name="copy", checkpoints_dir=str(tmp_path), resume=True, max_steps=4, workers=0,
+                      wandb_mode="offline"))
+    after = file_bytes(tmp_path / "orig")
+    quiet = [k for k in before if "/logs/" not in k]  # the W&B service appends to its logs after a run ends
+    assert sorted(after) == sorted(before) and all(after[k] == before[k] for k in quiet)
+    original, copy = load_state(tmp_path / "orig" / "latest.pt"), load_state(tmp_path / "copy" / "latest.pt")
+    assert copy["step"] == 4 and export_step(tmp_path / "copy" / "G_AB.safetensors") == "4"
+    assert copy["wandb_id"] and copy["wandb_id"] != original["wandb_id"]  # its own W&B run, not the original's
+
+
+def test_resume_continues_a_renamed_run(image_dirs, tmp_path):
+    a, b = image_dirs
+    train(tiny(a, b, tmp_path, name="before", wandb_mode="offline"))  # stops mid-epoch, saved after the loop
+    wandb_id = load_state(tmp_path / "before" / "latest.pt")["wandb_id"]
+    assert wandb_id
+    (tmp_path / "before").rename(tmp_path / "after")
+    result = train(TrainConfig(name="after", checkpoints_dir=str(tmp_path), resume=True, max_steps=3, workers=0,
+                               wandb_mode="offline"))
+    state = load_state(tmp_path / "after" / "latest.pt")
+    assert result.step == 3 and state["step"] == 3 and state["wandb_id"] == wandb_id  # the same W&B run goes on
+    assert not (tmp_path / "before").exists()
+
+
+def test_stale_temporaries_are_removed_when_a_run_starts_again(image_dirs, tmp_path):
+    a, b = image_dirs
+    train(tiny(a, b, tmp_path))
+    run = tmp_path / "run"
+    stale = [run / ".latest.pt.k1ll3d.cyclegan-tmp", run / "samples" / ".x.png.ab.cyclegan-tmp"]
+    for p in stale:
+        p.write_bytes(b"half a checkpoint")
+    other = tmp_path / "run" / "notes.txt"
+    other.write_text("mine")
+    train(TrainConfig(name="run", checkpoints_dir=str(tmp_path), resume=True, max_steps=3, workers=0,
+                      wandb_mode="disabled"))
+    assert not any(p.exists() for p in stale) and other.read_text() == "mine"
+
+
+def test_latest_pt_is_written_last_and_a_restart_reexports_generators(image_dirs, tmp_path, monkeypatch):
+    a, b = image_dirs
+    train(tiny(a, b, tmp_path, max_steps=2))
+    real_save = checkpoint.atomic_write
+
+    def killed_while_writing_G_BA(path, write):
+        if Path(path).name == "G_BA.safetensors":
+            raise KeyboardInterrupt  # the process dies here
+        return real_save(path, write)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", killed_while_writing_G_BA)
+    resume = TrainConfig(name="run", checkpoints_dir=str(tmp_path), resume=True, max_steps=3, workers=0,
+                         wandb_mode="disabled")
+    with pytest.raises(KeyboardInterrupt):
+        train(resume)
+    monkeypatch.undo()
+    run = tmp_path / "run"
+    # the commit point still names the last complete save; G_AB went ahead of it
+    assert load_state(run / "latest.pt")["step"] == 2
+    assert export_step(run / "G_AB.safetensors") == "3" and export_step(run / "G_BA.safetensors") == "2"
+    resume.max_steps = 2  # restart without training: the exports are brought back to latest.pt's step
+    train(resume)
+    state = load_state(run / "latest.pt")
+    for g in ("G_AB", "G_BA"):
+        assert export_step(run / f"{g}.safetensors") == "2"
+        saved = load_file(run / f"{g}.safetensors")
+        assert all(torch.equal(saved[k], state["trainer"][g][k].float()) for k in saved)
+
+
+def test_a_full_disk_while_saving_is_one_clear_error_and_keeps_the_last_checkpoint(image_dirs, tmp_path,
+                                                                                   monkeypatch):
+    a, b = image_dirs
+    train(tiny(a, b, tmp_path, max_steps=4))  # 4 A images: one epoch, saved at its end
+    before = file_bytes(tmp_path / "run")
+
+    class FullDisk(io.BytesIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_open(path, mode="r", *args, **kwargs):
+        return FullDisk() if "w" in mode else open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "open", full_open, raising=False)
+    with pytest.raises(DiskError) as e:
+        train(TrainConfig(name="run", checkpoints_dir=str(tmp_path), resume=True, max_steps=8, workers=0,
+                          wandb_mode="disabled"))
+    message = str(e.value)
+    assert "no space left" in message and str(tmp_path / "run") in message and "\n" not in message
+    monkeypatch.undo()
+    after = file_bytes(tmp_path / "run")
+    saved = ("latest.pt", "G_AB.safetensors", "G_BA.safetensors")
+    assert all(after[k] == before[k] for k in saved)
+    assert not [k for k in after if k.endswith(".cyclegan-tmp")]
+    assert load_state(tmp_path / "run" / "latest.pt")["step"] == 4
+
+
+def run_cli(*args, timeout=90) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-m", "cyclegan", "train", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    proc.seconds = time.time() - start
+    return proc
+
+
+def test_an_error_with_data_workers_exits_with_its_message(tmp_path):
+    a = tmp_path / "A"
+    a.mkdir()
+    for i in range(3):
+        (a / f"broken_{i}.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    b = make_folder(tmp_path / "B", 2)
+    proc = run_cli("--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path / "runs"),
+                   "--wandb-mode", "disabled", *TINY[:-4], "--workers", "2")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no readable image" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_crash_in_the_model_with_data_workers_exits(image_dirs, tmp_path):
+    a, b = image_dirs  # unet_256 cannot take 32-pixel images: a shape error in the first step
+    proc = run_cli("--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path / "runs"),
+                   "--wandb-mode", "disabled", *TINY[:-4], "--net-g", "unet_256", "--workers", "2")
+    assert proc.returncode not in (0, 130), proc.stdout + proc.stderr
+
+
+def test_run_folder_writes_nothing_on_other_ranks(tmp_path):
+    with RunFolder(tmp_path / "r", resume=False, main=False) as folder:
+        folder.write_config({"a": 1})
+        folder.save({"step": 1})
+    assert not (tmp_path / "r").exists()
