@@ -92,7 +92,7 @@ def test_json_round_trip_keeps_every_field(tmp_path):
 
 
 def test_python_callers_are_checked_before_any_work(tmp_path):
-    from cyclegan.evaluate import check_run_options
+    from cyclegan.evaluate import evaluate
     from cyclegan.nst import check_config
     from cyclegan.summary import Summary
     from cyclegan.translate import plan
@@ -103,7 +103,9 @@ def test_python_callers_are_checked_before_any_work(tmp_path):
     with pytest.raises(UserError, match="^--steps 0: must be at least 1$"):
         check_config(StylizeConfig(styles=["s.png"], steps=0))
     with pytest.raises(UserError, match="^--max-images 1: must be at least 2$"):
-        check_run_options(EvalConfig(max_images=1))
+        evaluate(EvalConfig(target=str(tmp_path / "no-run"), max_images=1))
+    with pytest.raises(UserError, match="^--batch-size 0: must be at least 1$"):  # two folders, too
+        evaluate(EvalConfig(target=str(src), real_dir=str(src), batch_size=0))
     with pytest.raises(UserError, match="^--precision fp8: choose one of auto, fp32, bf16, fp16$"):
         from cyclegan.runtime import resolve_precision
 

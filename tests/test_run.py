@@ -15,9 +15,11 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 from cyclegan import checkpoint
 from cyclegan.checkpoint import load_state
+from cyclegan.cli import app
 from cyclegan.config import TrainConfig
 from cyclegan.errors import UserError
 from cyclegan.files import DiskError
@@ -25,6 +27,8 @@ from cyclegan.run import RunFolder, check_run_folder
 from cyclegan.train import train
 from tests.conftest import REPO, make_folder
 from tests.test_train import TINY, train_cli
+
+runner = CliRunner()
 
 
 def tiny(a, b, root, name="run", **kw) -> TrainConfig:
@@ -62,9 +66,28 @@ def test_a_new_run_never_overwrites_an_existing_one(image_dirs, tmp_path):
 
 def test_overwrite_replaces_an_existing_run(image_dirs, tmp_path):
     a, b = image_dirs
-    train(tiny(a, b, tmp_path, max_steps=3))
+    train(tiny(a, b, tmp_path, max_steps=3, sample_every=3))
+    run = tmp_path / "run"
+    (run / "epoch_005").mkdir()
+    (run / "notes.txt").write_text("the user's own file")
+    assert (run / "samples" / "step_0000003.png").is_file()
     result = train(tiny(a, b, tmp_path, overwrite=True, seed=1))
-    assert result.step == 2 and load_state(tmp_path / "run" / "latest.pt")["step"] == 2
+    assert result.step == 2 and load_state(run / "latest.pt")["step"] == 2
+    # nothing of the old run is mixed into the new one; what is not a run's is left alone
+    assert not (run / "samples" / "step_0000003.png").exists() and not (run / "epoch_005").exists()
+    assert (run / "notes.txt").read_text() == "the user's own file"
+
+
+def test_run_folder_problems_stop_the_cli_before_a_dataset_downloads(image_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("CYCLEGAN_DATASETS_URL", "http://127.0.0.1:9/datasets")  # never the real server
+    a, b = image_dirs
+    train(tiny(a, b, tmp_path))
+    common = ["--checkpoints-dir", str(tmp_path), "--name", "run", "--root", str(tmp_path / "data")]
+    result = runner.invoke(app, ["train", "--domainA", "horse", "--domainB", "zebra", *common])
+    assert result.exit_code == 2 and "already holds a run" in result.output, result.output
+    assert not (tmp_path / "data").exists()  # no download was started
+    result = runner.invoke(app, ["train", "--resume", "--overwrite", *common])
+    assert result.exit_code == 2 and "--resume --overwrite: choose one" in result.output, result.output
 
 
 def test_two_processes_never_train_in_one_folder_and_a_dead_ones_lock_does_not_block(image_dirs, tmp_path):
