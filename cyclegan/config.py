@@ -391,3 +391,54 @@ class StylizeConfig:
         if self.size < need:
             yield problem("--size", self.size, f"must be at least {need} for the layers chosen (VGG19 halves the "
                           "image at each pooling)")
+
+
+@dataclass
+class StyleTrainConfig:
+    """Options of ``cyclegan train-style``: a feed-forward style network (Johnson et al. 2016; conditional
+    instance norm when several styles are given) or an AdaIN decoder (Huang & Belongie 2017).
+
+    Loss weights left at None take the method's published default.
+    """
+
+    method: Literal["johnson", "adain"] = opt("johnson", "johnson: one network per style (several --style "
+                                              "images: one network with conditional instance norm); adain: a "
+                                              "decoder for arbitrary styles (needs --style-dir).")
+    # from the command's arguments / repeatable options
+    styles: list[str] = opt([], cli=False)  # style images (johnson); several: one CIN network
+    content: str = opt("", "Folder of content images (searched recursively), e.g. photos.", flags=("--content",))
+    style_dir: str | None = opt(None, "adain: folder of style images (paintings) to train the decoder on.")
+    name: str = opt("style", "Run name: the run lives in CHECKPOINTS_DIR/NAME.")
+    checkpoints_dir: str = opt("checkpoints", "Root folder of runs.")
+    add_style: bool = opt(False, "johnson, with --resume: add the --style images to the trained CIN network, "
+                          "training only their instance-norm parameters.")
+    # data and losses
+    image_size: int = opt(256, "Random crop size of the training images.", min=32)
+    style_size: int | None = opt(None, "Long side of the style images (default: --image-size).", min=32)
+    batch_size: int = opt(4, "Images per step.", min=1)
+    content_weight: float | None = opt(None, "Weight of the content loss (default: the method's).", min=0)
+    style_weight: float | None = opt(None, "Weight of the style loss (default: the method's; adain: 10).", min=0)
+    tv_weight: float | None = opt(None, "Weight of the total-variation loss (default: the method's).", min=0)
+    vgg_weights: str | None = opt(None, "VGG19 weights: johnson: a features state dict in torchvision's layout "
+                                  "(default: torchvision's, downloaded once); adain: vgg_normalised.pth "
+                                  "(default: the published file, downloaded once).")
+    # optimisation
+    lr: float = opt(1e-3, "Adam learning rate.", check=positive)
+    steps: int = opt(40000, "Training steps.", min=1)
+    max_steps: int | None = opt(None, "Stop after this many steps in this invocation's run (smoke runs).", min=1)
+    seed: int = opt(0, "Random seed: same seed, same run.")
+    workers: int = opt(4, "Data loading processes.", min=0)
+    device: str = opt("auto", DEVICE_HELP, check=device_name)
+    precision: Precision = opt("auto", PRECISION_HELP)
+    # output and logging
+    save_every: int = opt(1000, "Save a checkpoint every N steps.", min=1)
+    sample_every: int = opt(500, "Save and log a sample grid every N steps.", min=1)
+    log_every: int = opt(10, "Log losses every N steps.", min=1)
+    wandb_mode: WandbMode = opt("auto", "auto (online when logged in, else offline), online, offline or disabled.")
+    wandb_project: str = opt("cyclegan-style", "W&B project name.")
+    resume: bool = opt(False, "Continue the run in CHECKPOINTS_DIR/NAME exactly where it stopped.")
+    overwrite: bool = opt(False, "Replace an existing run of this name (its checkpoints are deleted).")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.checkpoints_dir) / self.name
