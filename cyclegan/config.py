@@ -308,6 +308,14 @@ class TranslateConfig:
     channels_last: bool = opt(True, "Channels-last memory format (faster convolutions on GPUs).")
     compile: bool = opt(False, "torch.compile the generator (pays off on many images of one size).")
     progress: bool = opt(True, "Show a progress bar.")
+    # big images and video
+    tile: int | None = opt(None, "Translate images larger than N×N pixels in tiles of N (at least 64), keeping "
+                           "whole-image statistics: exact for ResNet generators (about 12× the compute for a "
+                           "ResNet-9), approximate for U-Nets. Images too large for memory are tiled "
+                           "automatically.", min=64)
+    temporal_smoothing: float = opt(0.0, "Video: damp flicker by carrying each instance norm's statistics over "
+                                    "from earlier frames (an exponential moving average): the weight of the past, "
+                                    "0 (off) to below 1.", check=below_one)
 
 @dataclass
 class EvalConfig:

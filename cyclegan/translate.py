@@ -39,10 +39,13 @@ from .outputs import ALPHA_FORMATS, image_format, plan_outputs, write_image
 from .progress import progress_bar
 from .runtime import autocast, resolve_device, resolve_precision
 from .summary import Summary
+from .tiles import approximate, exact, exact_supported
 
 log = logging.getLogger(__name__)
 
 FORMATS = {"same": None, "png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
+AUTO_TILE = 1024  # the tile side used when an image would not fit in memory in one pass
+MIN_TILE = 256  # below this, halving the tile after running out of memory stops: the CPU takes over
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -71,11 +74,13 @@ class Translator:
 
     Input ``[N, 3, H, W]``, uint8 (0..255) or float in [-1, 1], on any device; output float32 in
     [-1, 1] on ``device``. Out of GPU memory, a batch is split into smaller ones (and later batches of
-    that size are split up front); an image that does not fit alone is translated on the CPU.
+    that size are split up front); an image that does not fit alone is translated in tiles (``tiles``),
+    halved until they fit, and only below ``MIN_TILE`` on the CPU. Images larger than ``tile`` pixels a
+    side, or too large for the device's memory in one pass, are tiled from the start.
     """
 
     def __init__(self, net: nn.Module, spec: GeneratorSpec, device: torch.device, precision: str = "fp32",
-                 channels_last: bool = False, compile: bool = False):
+                 channels_last: bool = False, compile: bool = False, tile: int | None = None):
         self.spec, self.device, self.precision = spec, device, precision
         self.multiple = size_multiple(spec)
         # The ResNet's instance norms need more than one pixel after its two 2× downsamplings.
@@ -88,6 +93,7 @@ class Translator:
         self._max_pixels: int | None = None  # per forward pass, learned from out-of-memory errors
         self._cpu_pixels: int | None = None  # images this large go straight to the CPU
         self._warned: set[str] = set()
+        self.tile = tile
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,9 +108,40 @@ class Translator:
     def _forward(self, net: nn.Module, x: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded, (top, left) = pad_to_multiple(x, self.multiple, self.min_side)
+        tile = self.tile or self._auto_tile(padded, device)
         with autocast(device, precision):
-            y = net(padded.contiguous(memory_format=self.memory_format))
+            if tile and max(padded.shape[-2:]) > tile:  # a tile as large as the image is a plain run
+                y = self._tiled(getattr(net, "_orig_mod", net), padded, tile)
+            else:
+                y = net(padded.contiguous(memory_format=self.memory_format))
         return y[..., top:top + h, left:left + w].float()
+
+    def _tiled(self, net: nn.Module, x: torch.Tensor, tile: int) -> torch.Tensor:
+        if exact_supported(net):
+            return exact(net, x, tile, self.multiple)
+        self._warn("approximate", f"{self.spec.arch} generator: tiles take their statistics from a downscaled "
+                                  "pass and are blended (approximate; exact tiling is for ResNet generators)")
+        return approximate(net, x, max(tile, self.multiple), lambda t: pad_to_multiple(t, self.multiple,
+                                                                                         self.min_side))
+
+    def _auto_tile(self, x: torch.Tensor, device: torch.device) -> int | None:
+        """``AUTO_TILE`` when one pass over ``x`` would plausibly not fit in the device's memory.
+
+        A pass holds about four float32 feature maps of ``ngf`` channels at full size at once (a conv's
+        input, its padded copy, its output and the norm's); half the memory is left for everything else.
+        """
+        if device.type == "cuda":
+            memory = torch.cuda.get_device_properties(device).total_memory
+        elif device.type == "cpu" and hasattr(os, "sysconf"):
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        else:
+            return None
+        need = 16 * self.spec.ngf * x.shape[0] * x.shape[-2] * x.shape[-1]
+        if need <= memory / 2:
+            return None
+        self._warn("auto-tile", f"a {x.shape[-1]}×{x.shape[-2]} image needs about {need / 2**30:.0f} GiB in one "
+                                f"pass: translating images this large in tiles of {AUTO_TILE} (--tile sets it)")
+        return AUTO_TILE
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -121,6 +158,12 @@ class Translator:
                 self._warn("split", f"out of memory on a batch of {n} {w}×{h} images: "
                                     f"retrying in batches of {half} (and fewer for larger images)")
                 return torch.cat([self._run(x[:half]), self._run(x[half:])])
+            side = self.tile or max(h, w)
+            if side // 2 >= MIN_TILE:
+                self.tile = side // 2
+                self._warn("tile", f"out of memory on one {w}×{h} image on {self.device}: translating images "
+                                   f"this large in tiles of {self.tile} (and smaller if needed)")
+                return self._run(x)
             self._cpu_pixels = min(self._cpu_pixels or h * w, h * w)
             self._warn("cpu", f"out of memory on one {w}×{h} image on {self.device}: translating images "
                               "this large on the CPU (slow; --max-side makes them smaller)")
@@ -140,14 +183,15 @@ class Translator:
 
 
 def load_translator(checkpoint: str | Path, direction: str = "AtoB", device: str | torch.device = "auto",
-                    precision: str = "auto", channels_last: bool = True, compile: bool = False) -> Translator:
+                    precision: str = "auto", channels_last: bool = True, compile: bool = False,
+                    tile: int | None = None) -> Translator:
     """A ``Translator`` for any generator: a run folder (``G_AB``/``G_BA`` by ``direction``), a
     ``.safetensors`` export, or a ``.pth`` of the original release."""
     device = device if isinstance(device, torch.device) else resolve_device(device)
     precision = resolve_precision(precision, device)
     net, spec = load_any_generator(checkpoint, direction, device)
     log.info("generator %s on %s, %s", describe(spec), device, precision)
-    return Translator(net, spec, device, precision, channels_last=channels_last, compile=compile)
+    return Translator(net, spec, device, precision, channels_last=channels_last, compile=compile, tile=tile)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -267,7 +311,7 @@ def translate_folder(cfg: TranslateConfig, translator: Translator | None = None)
         return summary
     if translator is None:
         translator = load_translator(cfg.checkpoint, cfg.direction, cfg.device, cfg.precision,
-                                     channels_last=cfg.channels_last, compile=cfg.compile)
+                                     channels_last=cfg.channels_last, compile=cfg.compile, tile=cfg.tile)
     run_jobs(translator, jobs, cfg, summary)
     return summary
 
