@@ -166,7 +166,9 @@ def translate(
     Pretrained (downloaded on first use): cyclegan translate --preset painting --style monet in/ out/
 
     Outputs keep each input's size (unless --resize or --max-side) and its path relative to INPUT.
-    Animated GIF/WebP inputs are read as their first frame; a .gif input is written as .png.
+    Videos (mp4, mov, mkv, webm, and animated GIFs) are translated frame by frame into the same
+    container, audio copied (needs the [video] extra). Animated WebP inputs are read as their first
+    frame; a still .gif input is written as .png.
     Two inputs that would be written to one output (x.jpg and x.png with --format png), or an output
     over an input, stop the run before any work.
 

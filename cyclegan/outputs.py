@@ -9,12 +9,13 @@ overwriting. ``write_image`` encodes one image and writes it atomically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .data import image_folder, is_image, mirror_path
+from .data import IMAGE_EXTENSIONS, image_folder, is_image, mirror_path
 from .errors import UserError
 from .files import atomic_write
 from .summary import Summary
@@ -44,22 +45,45 @@ def output_path(src: Path, input_root: Path, output_root: Path, suffix: str | No
     return out
 
 
+def media_folder(path: Path, what: str, is_video: Callable[[Path], bool]) -> list[Path]:
+    """The images and videos of ``path`` (one file, or a folder searched recursively); ``UserError`` when none."""
+    if not path.exists():
+        raise UserError(f"{what} {str(path)!r} does not exist")
+    found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    found = [p for p in found if (is_image(p) or is_video(p)) and (p == path or not p.name.startswith("."))]
+    if not found:
+        raise UserError(f"{what} {str(path)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}) or videos")
+    return found
+
+
+def video_output_path(src: Path, input_root: Path, output_root: Path, video_suffixes: tuple[str, ...]) -> Path:
+    """The output of a video: mirrored, in the input's container (a file name the user gave is kept)."""
+    if input_root.is_file() and output_root.suffix.lower() in video_suffixes:
+        return output_root
+    out = mirror_path(src, input_root, output_root) if not input_root.is_file() else output_root / src.name
+    if out.suffix.lower() not in video_suffixes:
+        raise UserError(f"cannot write {out}: a video is written as {', '.join(video_suffixes)}")
+    return out
+
+
 def plan_outputs(input_root: str | Path, output_root: str | Path, summary: Summary, *, suffix: str | None = None,
-                 overwrite: bool = False, what: str = "input") -> list[tuple[Path, Path]]:
+                 overwrite: bool = False, what: str = "input", is_video: Callable[[Path], bool] | None = None,
+                 video_suffixes: tuple[str, ...] = ()) -> list[tuple[Path, Path]]:
     """``(input, output)`` pairs still to do; inputs whose output exists go to ``summary.skipped``.
 
     ``input_root`` is an image or a folder (searched recursively); ``suffix`` (e.g. ``".png"``) sets
     the output format, ``None`` keeps each input's. Raises ``UserError`` naming the paths when the plan
-    would write an output over an input or two outputs to one path.
+    would write an output over an input or two outputs to one path. With ``is_video`` (a test of a
+    path), videos are planned too: each keeps its container (one of ``video_suffixes``).
     """
     src_root, out_root = Path(input_root), Path(output_root)
-    sources = image_folder(src_root, what)
+    sources = image_folder(src_root, what) if is_video is None else media_folder(src_root, what, is_video)
     out_abs = out_root.resolve()
     if src_root.is_dir():
         if out_abs == src_root.resolve():
             raise UserError(f"the output folder {out_root} is the {what} folder: the outputs would replace "
                             "the inputs; choose another output folder")
-        if is_image(out_root) and not out_root.is_dir():
+        if (is_image(out_root) or out_root.suffix.lower() in video_suffixes) and not out_root.is_dir():
             raise UserError(f"the {what} {src_root} is a folder, so the output {out_root} must be a folder too")
         # The output folder may be inside the input folder: earlier outputs are not inputs.
         sources = [src for src in sources if not src.resolve().is_relative_to(out_abs)]
@@ -69,8 +93,11 @@ def plan_outputs(input_root: str | Path, output_root: str | Path, summary: Summa
     writers: dict[Path, Path] = {}  # resolved output → the input it comes from
     jobs = []
     for src in sources:
-        out = output_path(src, src_root, out_root, suffix)
-        image_format(out)
+        if is_video is not None and is_video(src):
+            out = video_output_path(src, src_root, out_root, video_suffixes)
+        else:
+            out = output_path(src, src_root, out_root, suffix)
+            image_format(out)
         key = out.resolve()
         if key in inputs:
             whose = "its input" if inputs[key] == src else f"the {what} {inputs[key]}"

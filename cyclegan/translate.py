@@ -40,6 +40,7 @@ from .progress import progress_bar
 from .runtime import autocast, resolve_device, resolve_precision
 from .summary import Summary
 from .tiles import approximate, exact, exact_supported
+from .video import VIDEO_SUFFIXES, is_video, require_av, translate_videos
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +294,11 @@ def size_batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int
 def plan(cfg: TranslateConfig, summary: Summary) -> list[tuple[Path, Path]]:
     """(input, output) pairs still to do; existing outputs go to ``summary.skipped`` unless overwriting."""
     validate(cfg)  # each option against its declaration in config.py
-    return plan_outputs(cfg.input, cfg.output, summary, suffix=FORMATS[cfg.format.lower()],
-                        overwrite=cfg.overwrite)
+    jobs = plan_outputs(cfg.input, cfg.output, summary, suffix=FORMATS[cfg.format.lower()],
+                        overwrite=cfg.overwrite, is_video=is_video, video_suffixes=VIDEO_SUFFIXES)
+    if any(is_video(src) for src, _ in jobs):
+        require_av()  # a missing extra is said before any work
+    return jobs
 
 
 def translate_folder(cfg: TranslateConfig, translator: Translator | None = None) -> Summary:
@@ -312,7 +316,13 @@ def translate_folder(cfg: TranslateConfig, translator: Translator | None = None)
     if translator is None:
         translator = load_translator(cfg.checkpoint, cfg.direction, cfg.device, cfg.precision,
                                      channels_last=cfg.channels_last, compile=cfg.compile, tile=cfg.tile)
-    run_jobs(translator, jobs, cfg, summary)
+    video = [is_video(src) for src, _ in jobs]
+    videos = [job for job, v in zip(jobs, video, strict=True) if v]
+    images = [job for job, v in zip(jobs, video, strict=True) if not v]
+    if images:
+        run_jobs(translator, images, cfg, summary)
+    if videos and not summary.stopped:
+        translate_videos(translator, videos, cfg, summary)
     return summary
 
 
