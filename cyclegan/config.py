@@ -289,7 +289,7 @@ class TranslateConfig:
     direction: Direction = opt("AtoB", "For a run folder: AtoB (G_AB) or BtoA (G_BA); with --preset or "
                                "--pretrained: BtoA picks the reverse model.")
     # output files
-    format: ImageFormat = opt("same", "Output format: same (as each input; a .gif input becomes .png), png, jpg "
+    format: ImageFormat = opt("same", "Output format: same (as each input; a still .gif becomes .png), png, jpg "
                               "or webp; png and webp keep alpha.")
     quality: int = opt(95, "JPEG/WebP quality, 1-100.", min=1, max=100)
     overwrite: bool = opt(False, "Redo existing outputs (by default they are skipped, so an interrupted run "
