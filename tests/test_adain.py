@@ -309,3 +309,12 @@ def test_train_decoder_smoke_run_and_exact_resume(tmp_path):
     with pytest.raises(UserError, match="--style-dir"):
         adain.train_decoder(StyleTrainConfig(method="adain", content=str(tmp_path / "photos"),
                                              checkpoints_dir=str(tmp_path / "runs"), name="x"))
+
+
+def test_models_list_shows_the_adain_files(adain_url, tmp_path):
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0 and "adain_vgg" in result.output and "adain_decoder" in result.output
+    assert "✓" not in result.output  # nothing in the (empty) cache yet
+    adain.load_adain(None, None, torch.device("cpu"))
+    result = runner.invoke(app, ["models", "list"])
+    assert [line for line in result.output.splitlines() if "adain_" in line and "✓" in line]
