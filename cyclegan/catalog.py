@@ -376,3 +376,32 @@ def pretrained_path(name: str, download: bool = True) -> Path:
         offline=f"copy {path.name} from a machine that has it into {path.parent}/ (or set CYCLEGAN_MODELS_DIR "
                 "to a folder holding it), or set CYCLEGAN_MODELS_URL to a reachable mirror",
     )
+
+
+# -- AdaIN: the published encoder and decoder (stylize --method adain) ---------------------------------
+
+# The release of Huang & Belongie's AdaIN ported to PyTorch (naoto0804/pytorch-AdaIN): the normalised VGG19
+# (its first 31 layers, up to relu4_1, are the encoder) and the decoder trained on MS-COCO + WikiArt.
+# CYCLEGAN_ADAIN_URL points at a mirror (the folder holding both files).
+ADAIN_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
+ADAIN_FILES = {"vgg": "vgg_normalised.pth", "decoder": "decoder.pth"}
+ADAIN_ABOUT = "any photo → any painting (stylize --method adain), trained on MS-COCO + WikiArt"
+
+
+def adain_path(part: str) -> Path:
+    """Where the published AdaIN file ``part`` ("vgg" or "decoder") lives in the model cache."""
+    return models_dir() / "adain" / ADAIN_FILES[part]
+
+
+def adain_weights(part: str) -> Path:
+    """The published AdaIN file ``part`` ("vgg" or "decoder"), downloaded into the model cache on first use."""
+    from .download import cached_download
+
+    base = os.environ.get("CYCLEGAN_ADAIN_URL") or ADAIN_URL
+    path = adain_path(part)
+    return cached_download(
+        path, f"{base.rstrip('/')}/{path.name}", what=f"AdaIN's {path.name}",
+        offline="pass --vgg-weights vgg_normalised.pth and --decoder-weights decoder.pth (the files of the "
+                f"pytorch-AdaIN release), copy them into {path.parent}/, or set CYCLEGAN_ADAIN_URL to a reachable "
+                "mirror",
+    )

@@ -262,6 +262,12 @@ def models_list() -> None:
     for m in PRETRAINED.values():
         here = "✓" if (models_dir() / f"{m.name}.pth").is_file() else ""
         table.add_row(m.name, f"{m.source} → {m.target}", m.dataset or "cityscapes", here)
+    from .catalog import ADAIN_ABOUT, ADAIN_FILES, adain_path
+
+    for part in ADAIN_FILES:  # the published AdaIN pair: encoder (normalised VGG19) and decoder
+        about = ADAIN_ABOUT if part == "decoder" else "AdaIN's encoder: VGG19 up to relu4_1"
+        here = "✓" if adain_path(part).is_file() else ""
+        table.add_row(f"adain_{part}", about, "COCO + WikiArt" if part == "decoder" else "ImageNet", here)
     out = Console(markup=False)  # printed as written: paths may hold [brackets]
     out.print(table)
     out.print("Use one with `cyclegan translate --pretrained NAME INPUT OUTPUT`; they download on first use.")
@@ -332,11 +338,15 @@ def stylize(
 ) -> None:
     """Neural style transfer (Gatys et al.): paint CONTENT in the style of one or more paintings.
 
-    A baseline to compare a trained CycleGAN with. CONTENT may be a folder: the outputs then mirror it
+    A baseline to compare a trained CycleGAN with. --method adain (Huang & Belongie) paints in one forward
+    pass instead, with the published encoder and decoder (downloaded once): --alpha sets the strength. CONTENT may be a folder: the outputs then mirror it
     below OUTPUT, existing outputs are skipped, and failures are reported at the end (exit status 1).
     To give any image the colours of its content afterwards, see `cyclegan recolor`.
     """
-    from .nst import stylize as run_stylize
+    if cfg.method == "adain":
+        from .style.adain import stylize as run_stylize
+    else:
+        from .nst import stylize as run_stylize
 
     if len(paths) < 3:
         raise UserError("stylize needs CONTENT, at least one STYLE image, and OUTPUT")

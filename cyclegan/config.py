@@ -358,6 +358,9 @@ def vgg_min_size(layers: list[str]) -> int:
     return 2 ** (max(poolings, default=0) + 1)
 
 
+ADAIN_MIN_SIZE = 16  # the smallest image side AdaIN's encoder and decoder take
+
+
 @dataclass
 class StylizeConfig:
     """Options of ``cyclegan stylize``; the defaults follow Gatys et al. (2016)."""
@@ -367,8 +370,12 @@ class StylizeConfig:
     styles: list[str] = opt([], cli=False)
     output: str = opt("", cli=False)  # an image path, or a folder mirroring the content folder
     style_blend: list[float] | None = opt(None, "Weights of the style images, e.g. 0.7,0.3 (default: equal).")
+    method: Literal["gatys", "adain"] = opt("gatys", "gatys: optimise each image (Gatys et al.; minutes on a CPU); "
+                                            "adain: one forward pass of an encoder and decoder for any style (Huang "
+                                            "& Belongie; the published weights download once).")
     # images
-    size: int = opt(512, "Long side of the output in pixels.", min=1)
+    size: int | None = opt(None, "Long side of the output in pixels (default: 512 for gatys; each image's own "
+                           "size for adain).", min=1)
     style_scale: float = opt(1.0, "Long side of the style images relative to --size (smaller: finer strokes).",
                              check=positive)
     init: Literal["content", "noise", "style"] = opt("content", "Start from the content image, noise, or the "
@@ -391,10 +398,28 @@ class StylizeConfig:
     # runtime
     device: str = opt("auto", DEVICE_HELP, check=device_name)
     vgg_weights: str | None = opt(None, "VGG19 features state dict in torchvision's layout (default: "
-                                  "torchvision's ImageNet weights, downloaded once).")
+                                  "torchvision's ImageNet weights, downloaded once); adain: the published "
+                                  "vgg_normalised.pth.")
     overwrite: bool = opt(False, "Redo outputs that already exist (default: skip them).")
+    # adain
+    alpha: float = opt(1.0, "adain: content-style trade-off in feature space, from 0 (the content, decoded) to 1 "
+                       "(full style).", min=0, max=1)
+    decoder_weights: str | None = opt(None, "adain: the decoder: the published decoder.pth, a decoder .safetensors "
+                                      "or a `train-style --method adain` run folder (default: the published file, "
+                                      "downloaded once).")
+    batch_size: int = opt(4, "adain: content images of the same size per forward pass.", min=1)
+    precision: Precision = opt("auto", "adain: " + PRECISION_HELP)
+
+    def __post_init__(self) -> None:
+        if self.size is None and self.method == "gatys":  # adain keeps None: each image's own size
+            self.size = 512
 
     def problems(self) -> Iterator[str]:
+        if self.method == "adain":
+            if self.size is not None and self.size < ADAIN_MIN_SIZE:
+                yield problem("--size", self.size, f"must be at least {ADAIN_MIN_SIZE} for adain (its encoder "
+                              "halves the image three times)")
+            return
         need = vgg_min_size([*self.content_layers, *self.style_layers])
         if self.size < need:
             yield problem("--size", self.size, f"must be at least {need} for the layers chosen (VGG19 halves the "
@@ -431,7 +456,8 @@ class StyleTrainConfig:
                                   "(default: torchvision's, downloaded once); adain: vgg_normalised.pth "
                                   "(default: the published file, downloaded once).")
     # optimisation
-    lr: float = opt(1e-3, "Adam learning rate.", check=positive)
+    lr: float | None = opt(None, "Adam learning rate (default: the method's: johnson 1e-3, adain 1e-4).",
+                           check=positive)
     steps: int = opt(40000, "Training steps.", min=1)
     max_steps: int | None = opt(None, "Stop after this many steps in this invocation's run (smoke runs).", min=1)
     seed: int = opt(0, "Random seed: same seed, same run.")

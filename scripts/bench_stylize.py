@@ -1,25 +1,32 @@
-"""Seconds per image of ``cyclegan stylize``: L-BFGS steps through VGG19 at square output sizes.
+"""Time per image of every style method, one table: gatys (``stylize``), fast (Johnson), CIN and AdaIN.
 
-    python scripts/bench_stylize.py                        # 300 steps at 256² and 512², current device
-    python scripts/bench_stylize.py --steps 20 --sizes 256 # a quick CPU run, extrapolated to 300 steps
+    python scripts/bench_stylize.py                          # 256², 512², 1024² on the current device
+    python scripts/bench_stylize.py --sizes 256 --steps 3    # a quick CPU run
 
-Each step is one forward and backward pass (the loop's cost does not depend on the images or on the
-weights' values, so synthetic images and, without --vgg-weights, random weights give the same timing).
-The figure includes the final loss evaluation that ``stylize`` makes. With fewer --steps than
---target-steps it is extrapolated from the measured time per step, and labelled so. Run from the
-repository root after ``pip install -e .`` (or with ``PYTHONPATH=.``).
+gatys: seconds per L-BFGS step through VGG19 (one forward and backward pass), and per image at
+--target-steps steps; with fewer --steps timed than that, the per-image figure is extrapolated from the
+time per step (and labelled so). fast: the transformer net of Johnson et al. (pytorch/examples'
+fast_neural_style), one forward pass; CIN: the same net with conditional instance norm for --cin-styles
+styles; AdaIN: encoder (VGG19 to relu4_1), adaptive instance norm, decoder. The feed-forward methods run
+under --precision (auto: bf16 on a GPU that supports it); gatys runs in fp32, as ``stylize`` does.
+
+Timings do not depend on the weights' values or the images, so random weights and synthetic images are
+used. fast and CIN need ``cyclegan.style.fast.TransformerNet``; without it their columns say n/a. Run
+from the repository root after ``pip install -e .`` (or with ``PYTHONPATH=.``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 
 from cyclegan import nst
 from cyclegan.config import StylizeConfig
-from cyclegan.runtime import resolve_device
+from cyclegan.runtime import autocast, resolve_device, resolve_precision
+from cyclegan.style import adain
 
 
 def synthetic_image(size: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -33,48 +40,93 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """Mean seconds of one call of ``fn`` after ``warmup`` untimed calls (cuDNN autotuning, caches)."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def gatys_per_step(extractor: nst.VGGFeatures, size: int, steps: int, device: torch.device) -> float:
+    cfg = StylizeConfig()
+    content, style = synthetic_image(size, 0, device), synthetic_image(size, 1, device)
+    grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
+    objective = nst.Objective(extractor, content, grams, cfg.content_layers)
+    nst.optimize(objective, content, 2)  # warm-up
+    count: list = []
+    sync(device)
+    start = time.perf_counter()
+    nst.optimize(objective, content, steps, on_step=count.append)
+    sync(device)
+    return (time.perf_counter() - start) / len(count)
+
+
+def transformer_nets(device: torch.device, cin_styles: int) -> tuple[dict, str]:
+    """The fast and CIN networks when ``cyclegan.style.fast`` provides them, else ({}, why not)."""
+    try:
+        from cyclegan.style.fast import TransformerNet
+
+        nets = {"fast": TransformerNet(), "CIN": TransformerNet(n_styles=cin_styles)}
+    except (ImportError, TypeError) as e:
+        return {}, f"fast/CIN: n/a (cyclegan.style.fast.TransformerNet unavailable: {e})"
+    return {k: v.to(device).eval() for k, v in nets.items()}, ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="output sizes (square)")
-    parser.add_argument("--steps", type=int, default=300, help="L-BFGS steps to time per size")
-    parser.add_argument("--target-steps", type=int, default=300, help="steps per image the figure is for")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (cuDNN autotuning, caches)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="image sizes (square)")
+    parser.add_argument("--steps", type=int, default=10, help="gatys: L-BFGS steps to time per size")
+    parser.add_argument("--target-steps", type=int, default=300, help="gatys: steps per image the figure is for")
+    parser.add_argument("--repeats", type=int, default=10, help="feed-forward methods: timed passes per size")
+    parser.add_argument("--cin-styles", type=int, default=4, help="styles of the CIN network")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="feed-forward methods: auto, fp32, bf16 or fp16")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    parser.add_argument("--vgg-weights", default=None, help="VGG19 features state dict (default: random weights)")
     args = parser.parse_args()
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
     cfg = StylizeConfig()
     layers = [*cfg.content_layers, *cfg.style_layers]
-    if args.vgg_weights:
-        features = nst.load_vgg19(args.vgg_weights, layers, device=device)
-    else:
-        features = nst.vgg19_features()[: max(nst.LAYER_INDEX[n] for n in layers) + 1].to(device).eval()
+    features = nst.vgg19_features()[: max(nst.LAYER_INDEX[n] for n in layers) + 1].to(device).eval()
     extractor = nst.VGGFeatures(features, layers).to(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-    print(f"device: {device} ({name}), torch {torch.__version__}, VGG19 weights: {args.vgg_weights or 'random'}")
-    print(f"L-BFGS, content {cfg.content_layers}, style {cfg.style_layers}, fp32\n")
-    print(f"{'size':>6} {'steps timed':>11} {'s/step':>8} {f's/image ({args.target_steps} steps)':>24}")
+    model = adain.AdaIN(adain.encoder(), adain.decoder(), device, precision)
+    stats = [model.style_stats(synthetic_image(512, 1, device))]
+    nets, note = transformer_nets(device, args.cin_styles)
 
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"device: {device} ({name}), torch {torch.__version__}; feed-forward methods in {precision}, gatys in fp32")
+    print(f"ms per image (batch 1; random weights); gatys: L-BFGS, {args.steps} steps timed per size\n")
+    head = f"gatys ×{args.target_steps} (s)"
+    print(f"{'size':>6} {'gatys/step (ms)':>16} {head:>16} {'fast (ms)':>10} {'CIN (ms)':>10} {'AdaIN (ms)':>11}")
     for size in args.sizes:
-        content, style = synthetic_image(size, 0, device), synthetic_image(size, 1, device)
-        grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
-        objective = nst.Objective(extractor, content, grams, cfg.content_layers)
-        nst.optimize(objective, content, args.warmup)
-        count = []
-        sync(device)
-        start = time.perf_counter()
-        nst.optimize(objective, content, args.steps, on_step=count.append)
-        sync(device)
-        seconds = time.perf_counter() - start
-        per_step = seconds / len(count)
-        label = "" if len(count) >= args.target_steps else f"  (extrapolated from {len(count)} steps)"
-        print(f"{size:>5}² {len(count):>11} {per_step:>8.3f} {per_step * args.target_steps:>24.1f}{label}")
+        per_step = gatys_per_step(extractor, size, args.steps, device)
+        x = synthetic_image(size, 0, device)
+        with torch.no_grad():
+            ff = {}
+            for key, net in nets.items():
+                pixels = x * 255  # pytorch/examples' networks take 0-255 RGB
+                with autocast(device, precision):
+                    ff[key] = seconds(lambda net=net, pixels=pixels: net(pixels), device, args.repeats)
+            ff["AdaIN"] = seconds(lambda x=x: model(x, stats, [1.0]), device, args.repeats)
+        shown = {k: f"{ff[k] * 1e3:.1f}" if k in ff else "n/a" for k in ("fast", "CIN", "AdaIN")}
+        extrapolated = "*" if args.steps < args.target_steps else ""
+        print(f"{size:>5}² {per_step * 1e3:>16.1f} {per_step * args.target_steps:>15.1f}{extrapolated or ' '} "
+              f"{shown['fast']:>10} {shown['CIN']:>10} {shown['AdaIN']:>11}")
+    if args.steps < args.target_steps:
+        print(f"\n* extrapolated from the time per step ({args.steps} steps timed)")
+    if note:
+        print(note)
 
 
 if __name__ == "__main__":
