@@ -308,6 +308,14 @@ class TranslateConfig:
     channels_last: bool = opt(True, "Channels-last memory format (faster convolutions on GPUs).")
     compile: bool = opt(False, "torch.compile the generator (pays off on many images of one size).")
     progress: bool = opt(True, "Show a progress bar.")
+    # style: every network, and the styles of a multi-style network (cyclegan train-style)
+    strength: float = opt(1.0, "Blend the output with the input: 1 = the network's output, 0 = the input.",
+                          min=0, max=1)
+    preserve_color: bool = opt(False, "Keep the output's luminance with the input's colours (as stylize "
+                               "--preserve-color).")
+    style_mix: str | None = opt(None, "A multi-style network: mix its styles, e.g. 0:0.5,2:0.5 (by index or "
+                                "name; weights are normalised).")
+    style: str | None = opt(None, cli=False)  # --style for a multi-style network: index or name
 
 @dataclass
 class EvalConfig:
@@ -425,7 +433,7 @@ class StyleTrainConfig:
     # optimisation
     lr: float = opt(1e-3, "Adam learning rate.", check=positive)
     steps: int = opt(40000, "Training steps.", min=1)
-    max_steps: int | None = opt(None, "Stop after this many steps in this invocation's run (smoke runs).", min=1)
+    max_steps: int | None = opt(None, "Stop after this many steps in total (smoke runs).", min=1)
     seed: int = opt(0, "Random seed: same seed, same run.")
     workers: int = opt(4, "Data loading processes.", min=0)
     device: str = opt("auto", DEVICE_HELP, check=device_name)
