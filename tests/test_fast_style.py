@@ -235,7 +235,7 @@ def test_cin_styles_by_index_name_and_mix(tmp_path, data, tiny_vgg):
     for key, flags in {"0": ["--style", "0"], "1": ["--style", "1"], "name": ["--style", "stars"],
                        "mix": ["--style-mix", "0:1"], "half": ["--style-mix", "waves:1,stars:1"]}.items():
         translate(run, photos, tmp_path / key, *flags)
-        out[key] = read_rgb(tmp_path / key / "0.png")
+        out[key] = read_rgb(tmp_path / key / "img_000.png")
     assert np.abs(out["0"] - out["1"]).max() > 0
     assert np.array_equal(out["mix"], out["0"])
     assert np.array_equal(out["name"], out["1"])
