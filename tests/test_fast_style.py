@@ -310,6 +310,7 @@ def test_pretrained_style_networks_download_once_from_their_zip(tmp_path, monkey
 # -- a real painting, real photos -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # about 100 s on a 2-core CPU
 def test_a_trained_network_moves_unseen_photos_towards_the_painting(tmp_path):
     vgg_path = shared_path("weights", "vgg19_features.pth")
     root = shared_path("datasets", "monet2photo_mini")
