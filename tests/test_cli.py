@@ -246,7 +246,8 @@ def readme_commands() -> list[tuple[str, str]]:
     inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
     found = []
     for line in [*lines, *inline]:
-        if m := re.search(r"\bcyclegan (train-style|train|translate|stylize|evaluate|recolor)(?![\w-])(.*)", line.split("#")[0]):
+        commands = r"\bcyclegan (train-style|train|translate|stylize|evaluate|recolor)(?![\w-])(.*)"
+        if m := re.search(commands, line.split("#")[0]):
             found.append((m[1], m[2]))
     return found
 
