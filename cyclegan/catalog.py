@@ -358,6 +358,10 @@ def translate_model(
         return resolve_preset(preset, style, direction, to)
     if style or to:
         raise UserError("--style and --to go with --preset (e.g. --preset painting --style vangogh)")
+    if pretrained in FAST_STYLE_MODELS:
+        if direction == "BtoA":
+            raise UserError(f"{pretrained} is a style network: it paints photos one way only (no --direction BtoA)")
+        return pretrained
     if pretrained:
         return reverse_model(pretrained) if direction == "BtoA" else get_pretrained(pretrained).name
     return None
@@ -367,6 +371,8 @@ def pretrained_path(name: str, download: bool = True) -> Path:
     """The local file of an official pretrained generator, downloaded into the model cache on first use."""
     from .download import cached_download, verify_sha256
 
+    if name in FAST_STYLE_MODELS:
+        return fast_style_path(name, download)
     model = get_pretrained(name)
     path = models_dir() / f"{model.name}.pth"
     if not download and not (path.is_file() and verify_sha256(path)):
@@ -405,3 +411,60 @@ def adain_weights(part: str) -> Path:
                 f"pytorch-AdaIN release), copy them into {path.parent}/, or set CYCLEGAN_ADAIN_URL to a reachable "
                 "mirror",
     )
+
+# -- the fast style networks of pytorch/examples (fast_neural_style) --------------------------------------
+
+# Johnson et al.'s transformer network trained on COCO for four paintings, published as one zip holding
+# saved_models/NAME.pth. They take and return RGB 0..255; `cyclegan translate --pretrained candy` runs them.
+FAST_STYLE_URL = "https://www.dropbox.com/s/lrvwfehqdcxoza8/saved_models.zip?dl=1"
+FAST_STYLE_MODELS: dict[str, str] = {
+    "candy": "Candy (a colourful abstract print)",
+    "mosaic": "a mosaic",
+    "rain_princess": "Rain Princess (Leonid Afremov)",
+    "udnie": "Udnie (Francis Picabia)",
+}
+
+
+def fast_style_url() -> str:
+    return os.environ.get("CYCLEGAN_FAST_STYLE_URL") or FAST_STYLE_URL
+
+
+def fast_style_path(name: str, download: bool = True) -> Path:
+    """The ``.pth`` of a pytorch/examples style network, taken from their zip (downloaded once) on first use.
+
+    Only the four network files are extracted, each by its exact name in the archive, with its size
+    checked against the archive's and written atomically; nothing else in the zip is touched.
+    """
+    import zipfile
+
+    from .download import cached_download
+    from .files import atomic_write
+
+    if name not in FAST_STYLE_MODELS:
+        raise _unknown("style network", name, list(FAST_STYLE_MODELS))
+    folder = models_dir() / "fast_style"
+    path = folder / f"{name}.pth"
+    if path.is_file():
+        return path
+    if not download:
+        raise UserError(f"pretrained style network {name} is not in {folder}/ and downloads are off")
+    archive = cached_download(
+        folder / "saved_models.zip", fast_style_url(), what="pytorch/examples' fast style networks (zip)",
+        offline=f"copy saved_models.zip into {folder}/, or set CYCLEGAN_FAST_STYLE_URL to a reachable mirror",
+    )
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for other in FAST_STYLE_MODELS:
+                member = f"saved_models/{other}.pth"
+                try:
+                    info = zf.getinfo(member)
+                except KeyError:
+                    raise UserError(f"{archive} holds no {member}: not pytorch/examples' saved_models.zip") from None
+                if info.file_size > 64 << 20:  # the networks are 6.7 MB each
+                    raise UserError(f"{archive}: {member} claims {info.file_size} bytes, not a style network")
+                data = zf.read(member)
+                atomic_write(folder / f"{other}.pth", lambda tmp, data=data: tmp.write_bytes(data))
+    except zipfile.BadZipFile as e:
+        archive.unlink(missing_ok=True)  # damaged: the next run downloads it again
+        raise UserError(f"{archive} is not a readable zip ({e}); run again to download it anew") from None
+    return path

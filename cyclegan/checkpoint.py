@@ -210,6 +210,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
 
 
 DIRECTIONS = ("AtoB", "BtoA")
+STYLE_NET_FILE = "style.safetensors"  # the export of a `cyclegan train-style` run
 # The weights for each direction in a run folder: ours first, then those of the original release's runs.
 RUN_GENERATORS = {
     "AtoB": ("G_AB.safetensors", "latest_net_G_A.pth"),
@@ -229,6 +230,10 @@ def generator_file(checkpoint: str | Path, direction: str = "AtoB") -> Path:
             raise UserError(f"{path} is a single generator, which translates one way only: "
                             "--direction applies to run folders holding G_AB and G_BA")
         return path
+    if (path / STYLE_NET_FILE).is_file():  # a train-style run: one network, one way
+        if direction != "AtoB":
+            raise UserError(f"{path} holds a style network ({STYLE_NET_FILE}), which translates one way only")
+        return path / STYLE_NET_FILE
     for name in RUN_GENERATORS[direction]:
         if (path / name).is_file():
             return path / name
@@ -244,6 +249,9 @@ def load_any_generator(checkpoint: str | Path, direction: str = "AtoB",
                        device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorSpec]:
     """Load the generator for ``direction`` from a run folder, a ``.safetensors`` export, or a ``.pth``
     of the original PyTorch CycleGAN release (architecture inferred from its keys): ``(net.eval(), spec)``.
+
+    Style networks load here too (``spec`` is then a ``StyleNetSpec``): ``train-style`` runs and exports,
+    and pytorch/examples' fast_neural_style ``.pth`` files, recognised by their keys.
     """
     path = generator_file(checkpoint, direction)
     if path.suffix.lower() != ".safetensors":
@@ -252,6 +260,8 @@ def load_any_generator(checkpoint: str | Path, direction: str = "AtoB",
     if SPEC_KEY in meta:
         return load_generator(path, device)
     state, _ = read_safetensors(path)
+    if STYLE_SPEC_KEY in meta or _is_style_state(state):
+        return _style_net(state, meta.get(STYLE_SPEC_KEY), path, device)
     try:  # weights converted from the original release without our metadata: infer as for a .pth
         net, spec = generator_from_state_dict(state)
     except UserError as e:
@@ -265,10 +275,35 @@ def load_pth_generator(path: str | Path,
     state = read_torch_file(path, "generator file")
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} is not a generator state dict (a dict of tensor names to tensors)")
+    if _is_style_state(state):  # pytorch/examples' fast_neural_style networks
+        return _style_net(state, None, Path(path), device)
     try:
         net, spec = generator_from_state_dict(state)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
+    return net.to(device).eval(), spec
+
+
+STYLE_SPEC_KEY = "cyclegan.style_net"
+
+
+def _is_style_state(state: dict) -> bool:
+    from .style.fast import is_transformer_state
+
+    return is_transformer_state(state)
+
+
+def _style_net(state: dict, spec_json: str | None, path: Path, device):
+    """A fast style network (``style.fast.TransformerNet``) from its tensors and its metadata's spec."""
+    from .style.fast import StyleNetSpec, transformer_from_state_dict
+
+    spec = None
+    if spec_json is not None:
+        try:
+            spec = StyleNetSpec.from_dict(json.loads(spec_json))
+        except (json.JSONDecodeError, TypeError, ValueError) as e:
+            raise UserError(f"{path}: its '{STYLE_SPEC_KEY}' metadata is not a style network ({e})") from None
+    net, spec = transformer_from_state_dict(state, spec, where=str(path))
     return net.to(device).eval(), spec
 
 

@@ -14,7 +14,7 @@ from rich.logging import RichHandler
 from rich.text import Text
 
 from . import config
-from .config import EvalConfig, StylizeConfig, TrainConfig, TranslateConfig
+from .config import EvalConfig, StyleTrainConfig, StylizeConfig, TrainConfig, TranslateConfig
 from .errors import UserError
 
 app = typer.Typer(
@@ -151,7 +151,8 @@ def translate(
         "An official pretrained generator instead of CHECKPOINT: season (summer → winter), painting "
         "(photo → --style) or photo (Monet painting → photo). Downloaded on first use."))] = None,
     style: Annotated[str | None, typer.Option(
-        help="The painter of --preset painting: monet (default), cezanne, ukiyoe or vangogh.")] = None,
+        help="The painter of --preset painting: monet (default), cezanne, ukiyoe or vangogh. For a multi-style "
+             "network of `cyclegan train-style`: the style to paint, by index or name (its image's file stem).")] = None,
     to: Annotated[str | None, typer.Option(
         help="The domain to translate into, to reverse a preset: e.g. --preset season --to summer.")] = None,
     pretrained: Annotated[str | None, typer.Option(
@@ -179,7 +180,7 @@ def translate(
     from .summary import Summary
     from .translate import plan, translate_folder
 
-    model = translate_model(preset, style, to, pretrained, cfg.direction)
+    model = translate_model(preset, style if preset else None, to, pretrained, cfg.direction)
     wanted = 2 if model else 3
     if len(paths) != wanted:
         raise UserError(
@@ -189,7 +190,7 @@ def translate(
     checkpoint, input, output = ("", *paths) if model else paths
     # an official generator translates one way (AtoB); the reverse is another model
     cfg = dataclasses.replace(cfg, checkpoint=checkpoint, input=input, output=output,
-                              direction="AtoB" if model else cfg.direction)
+                              direction="AtoB" if model else cfg.direction, style=None if preset else style)
     if model:
         plan(cfg, Summary())  # refuse outputs that would collide or overwrite inputs before downloading
         logging.getLogger(__name__).info("pretrained generator: %s", model)
@@ -271,6 +272,14 @@ def models_list() -> None:
     out = Console(markup=False)  # printed as written: paths may hold [brackets]
     out.print(table)
     out.print("Use one with `cyclegan translate --pretrained NAME INPUT OUTPUT`; they download on first use.")
+    from .catalog import FAST_STYLE_MODELS
+
+    styles = Table(title=Text(f"Fast style networks of pytorch/examples (cache: {models_dir() / 'fast_style'}/)"))
+    for column in ("name", "paints photos in the style of", "here"):
+        styles.add_column(column)
+    for name, about in FAST_STYLE_MODELS.items():
+        styles.add_row(name, about, "✓" if (models_dir() / "fast_style" / f"{name}.pth").is_file() else "")
+    out.print(styles)
 
 
 @models_app.command("download")
@@ -279,10 +288,11 @@ def models_download(
     names: Annotated[list[str], typer.Argument(help="Model names, e.g. style_vangogh.", show_default=False)],
 ) -> None:
     """Download pretrained generators into the cache ($CYCLEGAN_MODELS_DIR or checkpoints/pretrained/)."""
-    from .catalog import get_pretrained, pretrained_path
+    from .catalog import FAST_STYLE_MODELS, get_pretrained, pretrained_path
 
     for name in names:
-        get_pretrained(name)
+        if name not in FAST_STYLE_MODELS:
+            get_pretrained(name)
     for name in names:
         Console(markup=False).print(f"{name}: {pretrained_path(name)}")
 
@@ -355,6 +365,45 @@ def stylize(
     summary.print(err_console, title="stylize")
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
+
+
+@app.command("train-style")
+@user_errors
+@config_options(StyleTrainConfig)
+def train_style(
+    style: Annotated[list[str] | None, typer.Option(
+        "--style", help="A style image (a painting); repeat it to train one network for several styles "
+                        "(conditional instance norm).", show_default=False)] = None,
+    *,
+    cfg: StyleTrainConfig,
+) -> None:
+    """Train a feed-forward style network: it then paints any photo in one pass (`cyclegan translate`).
+
+    johnson (default): Johnson et al.'s fast neural style, one network per --style image, or with several
+    --style images one network for all of them (Dumoulin et al.'s conditional instance norm):
+
+      cyclegan train-style --style starry_night.jpg --content photos/ --name starry
+
+      cyclegan translate checkpoints/starry holiday/ holiday_starry/
+
+    adain: a decoder for Huang & Belongie's AdaIN (any style, no training per style): --style-dir.
+
+    The run lives in CHECKPOINTS_DIR/NAME (config.json, latest.pt, style.safetensors, samples/, W&B).
+    Ctrl-C saves a checkpoint; --resume continues from it exactly.
+    """
+    cfg = dataclasses.replace(cfg, styles=list(style or []))
+    if cfg.method == "adain":
+        try:
+            from .style.adain import train_decoder
+        except ImportError:
+            raise UserError("train-style --method adain is not available in this version") from None
+        result = train_decoder(cfg)
+    else:
+        from .style.fast import train as train_fast
+
+        result = train_fast(cfg)
+    if getattr(result, "interrupted", False):
+        raise typer.Exit(130)
 
 
 @app.command()

@@ -316,6 +316,14 @@ class TranslateConfig:
     temporal_smoothing: float = opt(0.0, "Video: damp flicker by carrying each instance norm's statistics over "
                                     "from earlier frames (an exponential moving average): the weight of the past, "
                                     "0 (off) to below 1.", check=below_one)
+    # style: every network, and the styles of a multi-style network (cyclegan train-style)
+    strength: float = opt(1.0, "Blend the output with the input: 1 = the network's output, 0 = the input.",
+                          min=0, max=1)
+    preserve_color: bool = opt(False, "Keep the output's luminance with the input's colours (as stylize "
+                               "--preserve-color).")
+    style_mix: str | None = opt(None, "A multi-style network: mix its styles, e.g. 0:0.5,2:0.5 (by index or "
+                                "name; weights are normalised).")
+    style: str | None = opt(None, cli=False)  # --style for a multi-style network: index or name
 
 @dataclass
 class EvalConfig:
@@ -459,7 +467,7 @@ class StyleTrainConfig:
     lr: float | None = opt(None, "Adam learning rate (default: the method's: johnson 1e-3, adain 1e-4).",
                            check=positive)
     steps: int = opt(40000, "Training steps.", min=1)
-    max_steps: int | None = opt(None, "Stop after this many steps in this invocation's run (smoke runs).", min=1)
+    max_steps: int | None = opt(None, "Stop after this many steps in total (smoke runs).", min=1)
     seed: int = opt(0, "Random seed: same seed, same run.")
     workers: int = opt(4, "Data loading processes.", min=0)
     device: str = opt("auto", DEVICE_HELP, check=device_name)

@@ -9,6 +9,10 @@ half-written image and the next run skips exactly the finished ones.
 
 Sizes are kept: a batch is padded to the generator's size multiple (reflect, so the border looks like
 image) and the output cropped back.
+
+Fast style networks (``style/fast.py``) run here like generators; they work in RGB 0..255 where our
+CycleGAN generators work in [-1, 1], which the network's spec says. ``--strength`` and ``--preserve-color``
+apply to every network's output.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import load_any_generator
 from .config import TranslateConfig, validate
 from .data import from_uint8, load_image, to_uint8
+from .errors import UserError
 from .files import DiskError
 from .models import GeneratorSpec, build_generator, size_multiple
 from .models.legacy import describe
+from .nst import luminance
 from .outputs import ALPHA_FORMATS, image_format, plan_outputs, write_image
 from .progress import progress_bar
 from .runtime import autocast, resolve_device, resolve_precision
@@ -70,6 +76,19 @@ def pad_to_multiple(x: torch.Tensor, multiple: int,
     return x, (top, left)
 
 
+def is_style_net(spec) -> bool:
+    return getattr(spec, "kind", None) == "fast_style"
+
+
+def keep_colors(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The luminance of ``y`` with the colour of ``x`` (both ``[N, 3, H, W]``, same size and range).
+
+    ``nst.preserve_color``'s step on tensors: YCbCr is linear with Y weighing 1 in every RGB channel, so
+    swapping Y means adding the change in luma to each channel of ``x``.
+    """
+    return x + (luminance(y) - luminance(x))
+
+
 class Translator:
     """A generator ready for inference: ``translator(images)`` returns images of the same size.
 
@@ -78,14 +97,18 @@ class Translator:
     that size are split up front); an image that does not fit alone is translated in tiles (``tiles``),
     halved until they fit, and only below ``MIN_TILE`` on the CPU. Images larger than ``tile`` pixels a
     side, or too large for the device's memory in one pass, are tiled from the start.
+    ``strength`` blends the output with the input (1: the network's output, 0: the input);
+    ``preserve_color`` keeps the output's luminance and the input's colour.
     """
 
     def __init__(self, net: nn.Module, spec: GeneratorSpec, device: torch.device, precision: str = "fp32",
-                 channels_last: bool = False, compile: bool = False, tile: int | None = None):
+                 channels_last: bool = False, compile: bool = False, tile: int | None = None,
+                 strength: float = 1.0, preserve_color: bool = False):
         self.spec, self.device, self.precision = spec, device, precision
-        self.multiple = size_multiple(spec)
+        self.strength, self.preserve_color = strength, preserve_color
+        self.multiple = spec.multiple if is_style_net(spec) else size_multiple(spec)
         # The ResNet's instance norms need more than one pixel after its two 2× downsamplings.
-        self.min_side = 2 * self.multiple if spec.arch == "resnet" else self.multiple
+        self.min_side = 2 * self.multiple if spec.arch in ("resnet", "fast_style") else self.multiple
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         net = net.to(device).eval().requires_grad_(False).to(memory_format=self.memory_format)
         self.base = net
@@ -104,18 +127,23 @@ class Translator:
         n, _, h, w = x.shape
         step = n if self._max_pixels is None else max(1, min(n, self._max_pixels // (h * w)))
         parts = [self._run(x[i:i + step]) for i in range(0, n, step)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        y = parts[0] if len(parts) == 1 else torch.cat(parts)
+        if self.strength != 1:
+            y = torch.lerp(x, y, self.strength)
+        return keep_colors(y, x) if self.preserve_color else y
 
     def _forward(self, net: nn.Module, x: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded, (top, left) = pad_to_multiple(x, self.multiple, self.min_side)
+        low, high = getattr(self.spec, "value_range", (-1.0, 1.0))  # the network's range, from its spec
+        padded = (padded + 1) * ((high - low) / 2) + low
         tile = self.tile or self._auto_tile(padded, device)
         with autocast(device, precision):
             if tile and max(padded.shape[-2:]) > tile:  # a tile as large as the image is a plain run
                 y = self._tiled(getattr(net, "_orig_mod", net), padded, tile)
             else:
                 y = net(padded.contiguous(memory_format=self.memory_format))
-        return y[..., top:top + h, left:left + w].float()
+        return (y[..., top:top + h, left:left + w].float() - low) * (2 / (high - low)) - 1
 
     def _tiled(self, net: nn.Module, x: torch.Tensor, tile: int) -> torch.Tensor:
         if exact_supported(net):
@@ -173,7 +201,13 @@ class Translator:
     @property
     def cpu_net(self) -> nn.Module:
         if self._cpu_net is None:
-            net = build_generator(self.spec, init_type=None)
+            if is_style_net(self.spec):
+                from .style.fast import TransformerNet
+
+                net = TransformerNet(self.spec.n_styles)
+                net.set_style(self.base.mix.cpu())
+            else:
+                net = build_generator(self.spec, init_type=None)
             net.load_state_dict({k: v.cpu() for k, v in self.base.state_dict().items()})
             self._cpu_net = net.eval().requires_grad_(False).to(memory_format=self.memory_format)
         return self._cpu_net
@@ -185,14 +219,29 @@ class Translator:
 
 def load_translator(checkpoint: str | Path, direction: str = "AtoB", device: str | torch.device = "auto",
                     precision: str = "auto", channels_last: bool = True, compile: bool = False,
-                    tile: int | None = None) -> Translator:
+                    tile: int | None = None, strength: float = 1.0, preserve_color: bool = False,
+                    style: str | None = None, style_mix: str | None = None) -> Translator:
     """A ``Translator`` for any generator: a run folder (``G_AB``/``G_BA`` by ``direction``), a
-    ``.safetensors`` export, or a ``.pth`` of the original release."""
+    ``.safetensors`` export, or a ``.pth`` of the original release; or a fast style network (a
+    ``train-style`` run or export, or a pytorch/examples ``.pth``), painting ``style`` or ``style_mix``."""
     device = device if isinstance(device, torch.device) else resolve_device(device)
     precision = resolve_precision(precision, device)
     net, spec = load_any_generator(checkpoint, direction, device)
-    log.info("generator %s on %s, %s", describe(spec), device, precision)
-    return Translator(net, spec, device, precision, channels_last=channels_last, compile=compile, tile=tile)
+    if is_style_net(spec):
+        from .style.fast import style_mixture
+
+        mix = style_mixture(spec, style, style_mix)
+        net.set_style(mix)
+        chosen = ", ".join(f"{name} {w:g}" for name, w in zip(spec.styles, mix.tolist(), strict=True) if w)
+        log.info("style network (%d style(s); painting %s) on %s, %s", spec.n_styles, chosen, device, precision)
+    else:
+        if style or style_mix:
+            flag = "--style" if style else "--style-mix"
+            raise UserError(f"{flag} picks a style of a style network (cyclegan train-style); {checkpoint} "
+                            "holds a CycleGAN generator")
+        log.info("generator %s on %s, %s", describe(spec), device, precision)
+    return Translator(net, spec, device, precision, channels_last=channels_last, compile=compile, tile=tile,
+                      strength=strength, preserve_color=preserve_color)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -315,7 +364,9 @@ def translate_folder(cfg: TranslateConfig, translator: Translator | None = None)
         return summary
     if translator is None:
         translator = load_translator(cfg.checkpoint, cfg.direction, cfg.device, cfg.precision,
-                                     channels_last=cfg.channels_last, compile=cfg.compile, tile=cfg.tile)
+                                     channels_last=cfg.channels_last, compile=cfg.compile, tile=cfg.tile,
+                                     strength=cfg.strength, preserve_color=cfg.preserve_color, style=cfg.style,
+                                     style_mix=cfg.style_mix)
     video = [is_video(src) for src, _ in jobs]
     videos = [job for job, v in zip(jobs, video, strict=True) if v]
     images = [job for job, v in zip(jobs, video, strict=True) if not v]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cyclegan import config
 from cyclegan.cli import app
-from cyclegan.config import EvalConfig, StylizeConfig, TrainConfig, TranslateConfig
+from cyclegan.config import EvalConfig, StyleTrainConfig, StylizeConfig, TrainConfig, TranslateConfig
 
 runner = CliRunner()
 
@@ -24,10 +24,12 @@ COMMANDS = {
     "translate": (TranslateConfig, {"paths", "preset", "style", "to", "pretrained"}),
     "stylize": (StylizeConfig, {"paths"}),
     "evaluate": (EvalConfig, {"target", "real_dir"}),
+    "train-style": (StyleTrainConfig, {"style"}),
 }
 # config fields filled from a command's arguments rather than options
-FROM_ARGUMENTS = {"translate": {"checkpoint", "input", "output"}, "stylize": {"content", "styles", "output"},
-                  "evaluate": {"target", "real_dir"}}
+FROM_ARGUMENTS = {"translate": {"checkpoint", "input", "output", "style"},
+                  "stylize": {"content", "styles", "output"}, "evaluate": {"target", "real_dir"},
+                  "train-style": {"styles"}}
 
 
 def command(name: str):
@@ -244,7 +246,8 @@ def readme_commands() -> list[tuple[str, str]]:
     inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
     found = []
     for line in [*lines, *inline]:
-        if m := re.search(r"\bcyclegan (train|translate|stylize|evaluate|recolor)\b(.*)", line.split("#")[0]):
+        commands = r"\bcyclegan (train-style|train|translate|stylize|evaluate|recolor)(?![\w-])(.*)"
+        if m := re.search(commands, line.split("#")[0]):
             found.append((m[1], m[2]))
     return found
 

@@ -1,0 +1,554 @@
+"""Fast neural style (Johnson, Alahi & Fei-Fei 2016) and conditional instance norm (Dumoulin et al. 2017).
+
+A feed-forward *transformer network* learns to paint photos in the style of one painting by minimising
+the perceptual loss that Gatys et al. optimise per image (VGG content + Gram style + total variation);
+afterwards it paints any photo in one pass. The network is pytorch/examples' ``fast_neural_style``
+TransformerNet, module for module (reflection-padded convolutions, instance norm with affine
+parameters (Ulyanov et al. 2016), five residual blocks, nearest-neighbour upsampling followed by a
+convolution instead of transposed convolutions, which avoids checkerboard artefacts), so its published
+``.pth`` files load unchanged. Like those, it takes and returns RGB in 0..255 (not the [-1, 1] of our
+CycleGAN generators) and has no output activation.
+
+With N styles the instance norms are conditional: every convolution is shared and each norm holds one
+(γ, β) pair per style (``weight``/``bias`` of shape ``[N, C]``; ``[C]`` for one style, exactly the
+pytorch/examples layout). A mixture of styles mixes their (γ, β).
+
+The loss network is our VGG19 (``nst.py``), where Johnson et al. and pytorch/examples use VGG16. We take
+the layers that play the same part: content at ``conv2_2`` (VGG16's relu2_2 is the same layer), style at
+the last ReLU of each of the first four blocks, ``conv1_2, conv2_2, conv3_4, conv4_4`` (VGG16's relu3_3
+and relu4_3 end their blocks; in VGG19 a fourth convolution ends them). Grams are ``nst.gram_matrix``
+(divided by C·H·W), the normalisation pytorch/examples uses too, and VGG sees [0, 1] images normalised
+as for ImageNet, as there; so their weights carry over up to one common factor: their content 1e5 and
+style 1e10 become our content 1 and style 1e5 (the losses then read in units near 1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from .. import config
+from ..config import StyleTrainConfig, load_json, to_dict
+from ..data import EpochBatches, image_folder, load_image, sample_seed
+from ..errors import UserError
+from ..files import atomic_write
+from ..nst import VGGFeatures, gram_matrix, load_vgg19, resize_long_side, total_variation
+from ..run import Progress, RunFolder, StopSignal, batches, check_run_folder, data_loader, open_tracker
+from ..runtime import autocast, resolve_device, resolve_precision
+
+log = logging.getLogger(__name__)
+
+CONTENT_LAYER = "conv2_2"
+STYLE_LAYERS = ("conv1_2", "conv2_2", "conv3_4", "conv4_4")
+# pytorch/examples' content 1e5 and style 1e10, both divided by 1e5 (see the module docstring). No TV term
+# there: the upsampling convolutions leave no checkerboard for it to remove.
+DEFAULT_WEIGHTS = {"content": 1.0, "style": 1e5, "tv": 0.0}
+LR = 1e-3  # Adam, as pytorch/examples (and Johnson et al.)
+SPEC_KEY = "cyclegan.style_net"  # safetensors metadata: the StyleNetSpec (checkpoint.STYLE_SPEC_KEY)
+EXPORT = "style.safetensors"
+
+
+# --------------------------------------------------------------------------------------------- network
+
+
+@dataclass
+class StyleNetSpec:
+    """What a style network file needs besides its tensors: the number and names of its styles."""
+
+    kind: str = "fast_style"
+    n_styles: int = 1
+    styles: list[str] = field(default_factory=list)  # the style images' file stems, one per style
+    value_range: tuple[float, float] = (0.0, 255.0)  # what the network takes and returns
+    multiple: int = 4  # two stride-2 convolutions, two 2× upsamplings: sides must be multiples of 4
+
+    @property
+    def arch(self) -> str:
+        return self.kind
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StyleNetSpec:
+        if not isinstance(d, dict) or d.get("kind") != "fast_style":
+            raise ValueError("not a fast style network")
+        n = int(d.get("n_styles", 1))
+        styles = [str(s) for s in d.get("styles") or []] or [str(i) for i in range(n)]
+        if n < 1 or len(styles) != n:
+            raise ValueError(f"{n} styles but {len(styles)} style names")
+        return cls(n_styles=n, styles=styles, value_range=tuple(d.get("value_range", (0.0, 255.0))))
+
+
+class CondInstanceNorm2d(nn.Module):
+    """Instance norm with one (γ, β) per style; a style mixture mixes them (Dumoulin et al. 2017).
+
+    One style: ``weight``/``bias`` are ``[C]``, which is ``nn.InstanceNorm2d(C, affine=True)``'s layout.
+    """
+
+    def __init__(self, channels: int, n_styles: int = 1):
+        super().__init__()
+        shape = (channels,) if n_styles == 1 else (n_styles, channels)
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.bias = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        gamma = mix @ self.weight.view(-1, c)  # [n_styles] @ [n_styles, C]
+        beta = mix @ self.bias.view(-1, c)
+        return F.instance_norm(x, weight=gamma.to(x.dtype), bias=beta.to(x.dtype), eps=1e-5)
+
+
+class ConvLayer(nn.Module):
+    """Reflection padding and a convolution (names as in pytorch/examples: ``conv2d``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2d(self.reflection_pad(x))
+
+
+class UpsampleConvLayer(ConvLayer):
+    """Nearest-neighbour 2× upsampling, then a ConvLayer: no checkerboard, unlike a transposed conv."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class ResidualBlock(nn.Module):
+    """conv-norm-ReLU-conv-norm plus the input (He et al. 2016, as Johnson et al. use it)."""
+
+    def __init__(self, channels: int, n_styles: int):
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, 3, 1)
+        self.in1 = CondInstanceNorm2d(channels, n_styles)
+        self.conv2 = ConvLayer(channels, channels, 3, 1)
+        self.in2 = CondInstanceNorm2d(channels, n_styles)
+
+    def forward(self, x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.in1(self.conv1(x), mix))
+        return x + self.in2(self.conv2(y), mix)
+
+
+class TransformerNet(nn.Module):
+    """pytorch/examples' fast_neural_style TransformerNet, with conditional instance norm for N styles.
+
+    ``net(x)`` paints RGB 0..255 ``[B, 3, H, W]`` (H, W multiples of 4) in ``net.mix``, the style
+    mixture set by ``set_style`` (style 0 at first); ``net(x, mix)`` uses ``mix`` ([n_styles] weights).
+    """
+
+    def __init__(self, n_styles: int = 1):
+        super().__init__()
+        self.n_styles = n_styles
+        self.conv1, self.in1 = ConvLayer(3, 32, 9, 1), CondInstanceNorm2d(32, n_styles)
+        self.conv2, self.in2 = ConvLayer(32, 64, 3, 2), CondInstanceNorm2d(64, n_styles)
+        self.conv3, self.in3 = ConvLayer(64, 128, 3, 2), CondInstanceNorm2d(128, n_styles)
+        self.res1, self.res2, self.res3, self.res4, self.res5 = (ResidualBlock(128, n_styles) for _ in range(5))
+        self.deconv1, self.in4 = UpsampleConvLayer(128, 64, 3, 1), CondInstanceNorm2d(64, n_styles)
+        self.deconv2, self.in5 = UpsampleConvLayer(64, 32, 3, 1), CondInstanceNorm2d(32, n_styles)
+        self.deconv3 = ConvLayer(32, 3, 9, 1)
+        # Not saved: which style ``forward`` paints is a choice at inference, not a weight.
+        self.register_buffer("mix", one_hot(0, n_styles), persistent=False)
+
+    def set_style(self, mix: torch.Tensor) -> None:
+        self.mix = mix.to(self.mix)
+
+    def forward(self, x: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
+        mix = self.mix if mix is None else mix
+        y = F.relu(self.in1(self.conv1(x), mix))
+        y = F.relu(self.in2(self.conv2(y), mix))
+        y = F.relu(self.in3(self.conv3(y), mix))
+        for block in (self.res1, self.res2, self.res3, self.res4, self.res5):
+            y = block(y, mix)
+        y = F.relu(self.in4(self.deconv1(y), mix))
+        y = F.relu(self.in5(self.deconv2(y), mix))
+        return self.deconv3(y)
+
+
+def one_hot(i: int, n: int) -> torch.Tensor:
+    return F.one_hot(torch.tensor(i), n).float()
+
+
+# Old PyTorch saved running statistics for InstanceNorm2d(affine=True) although it never uses them; the
+# published pytorch/examples files carry them (their own loader deletes them the same way).
+STALE_KEY = re.compile(r"(^|\.)in\d+\.(running_mean|running_var|num_batches_tracked)$")
+
+
+def is_transformer_state(state: dict) -> bool:
+    """Whether a state dict has the TransformerNet layout (pytorch/examples' files, ours)."""
+    return "conv1.conv2d.weight" in state and "deconv3.conv2d.weight" in state and "res5.in2.weight" in state
+
+
+def transformer_from_state_dict(state: dict[str, torch.Tensor], spec: StyleNetSpec | None = None,
+                                where: str = "style network") -> tuple[TransformerNet, StyleNetSpec]:
+    """A TransformerNet holding ``state`` (stale running-stat keys dropped): ``(net.eval(), spec)``."""
+    state = {k: v for k, v in state.items() if not STALE_KEY.search(k)}
+    w = state.get("in1.weight")
+    n = 1 if w is None or w.dim() == 1 else w.shape[0]
+    spec = spec or StyleNetSpec(n_styles=n, styles=[str(i) for i in range(n)])
+    if spec.n_styles != n:
+        raise UserError(f"{where}: its metadata names {spec.n_styles} styles but its weights hold {n}")
+    net = TransformerNet(n)
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise UserError(f"{where} is not a fast style network: {lines[-1][:300]}") from None
+    return net.eval(), spec
+
+
+def style_mixture(spec: StyleNetSpec, style: str | None, style_mix: str | None) -> torch.Tensor:
+    """``--style I`` (index or name) or ``--style-mix I:w,J:w`` (weights normalised) → [n_styles] weights."""
+    if style and style_mix:
+        raise UserError("give --style or --style-mix, not both")
+    if not style and not style_mix:
+        return one_hot(0, spec.n_styles)
+    if spec.n_styles == 1:
+        flag = "--style" if style else "--style-mix"
+        raise UserError(f"{flag}: this network has one style ({spec.styles[0]}); several need a network "
+                        "trained with several --style images")
+    if style:
+        return one_hot(_style_index(spec, style), spec.n_styles)
+    mix = torch.zeros(spec.n_styles)
+    for part in style_mix.split(","):
+        name, sep, weight = part.strip().rpartition(":")
+        try:
+            w = float(weight)
+        except ValueError:
+            w = -1.0
+        if not sep or not math.isfinite(w) or w < 0:
+            raise UserError(f"--style-mix {style_mix}: write STYLE:WEIGHT pairs such as 0:0.5,2:0.5")
+        mix[_style_index(spec, name)] += w
+    if mix.sum() <= 0:
+        raise UserError(f"--style-mix {style_mix}: the weights add up to 0")
+    return mix / mix.sum()
+
+
+def _style_index(spec: StyleNetSpec, name: str) -> int:
+    if name in spec.styles:
+        return spec.styles.index(name)
+    if name.isdigit() and int(name) < spec.n_styles:
+        return int(name)
+    names = ", ".join(f"{i} ({s})" for i, s in enumerate(spec.styles))
+    raise UserError(f"--style {name!r}: this network's styles are {names}")
+
+
+# ------------------------------------------------------------------------------------------------ loss
+
+
+class PerceptualLoss(nn.Module):
+    """Johnson et al.'s loss of a batch painted in style ``s``: VGG content + Gram style + TV."""
+
+    def __init__(self, vgg: nn.Sequential, styles: list[torch.Tensor], weights: dict[str, float]):
+        super().__init__()
+        self.extractor = VGGFeatures(vgg, [CONTENT_LAYER, *STYLE_LAYERS])
+        self.weights = weights
+        with torch.no_grad():  # the Gram targets: one set per style image ([1, 3, H, W] in [0, 1])
+            self.grams = [{n: gram_matrix(f[n]) for n in STYLE_LAYERS} for f in map(self.extractor, styles)]
+
+    def forward(self, y: torch.Tensor, x: torch.Tensor, s: int) -> dict[str, torch.Tensor]:
+        """``y``: the network's output, ``x``: its input, both RGB 0..255."""
+        y = y / 255
+        with torch.no_grad():
+            target = self.extractor(x / 255)[CONTENT_LAYER]
+        feats = self.extractor(y)
+        style = sum(F.mse_loss(gram_matrix(feats[n].float()), self.grams[s][n].expand(len(y), -1, -1))
+                    for n in STYLE_LAYERS)
+        losses = {"content": self.weights["content"] * F.mse_loss(feats[CONTENT_LAYER].float(), target.float()),
+                  "style": self.weights["style"] * style,
+                  "tv": self.weights["tv"] * total_variation(y.float())}
+        losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        return losses
+
+
+def loss_weights(cfg: StyleTrainConfig) -> dict[str, float]:
+    given = {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight}
+    return {k: DEFAULT_WEIGHTS[k] if v is None else v for k, v in given.items()}
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+class ContentImages(torch.utils.data.Dataset):
+    """Content photos, keyed ``(epoch, index)``: the short side scaled to ``size``, then a random square
+    crop, drawn from the run seed, the epoch and the index (so a resumed run sees the same crops).
+    Unreadable files are replaced by the next readable one and reported, as in ``data.UnpairedDataset``."""
+
+    def __init__(self, files: list[Path], size: int, seed: int):
+        self.files, self.size, self.seed = files, size, seed
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        bad: list[str] = []
+        for k in range(len(self.files)):
+            path = self.files[(index + k) % len(self.files)]
+            try:
+                img = load_image(path)[0]
+                break
+            except Exception as e:
+                bad.append(f"{path} ({type(e).__name__}: {e})")
+        else:
+            return {"error": f"no readable image in the content folder (tried all {len(self.files)})", "bad": bad}
+        w, h = img.size
+        s = self.size / min(w, h)
+        img = img.resize((max(self.size, round(w * s)), max(self.size, round(h * s))), Image.BICUBIC)
+        rng = np.random.default_rng(sample_seed(self.seed, epoch, index, 5))
+        left = int(rng.integers(img.width - self.size + 1))
+        top = int(rng.integers(img.height - self.size + 1))
+        img = img.crop((left, top, left + self.size, top + self.size))
+        return {"content": torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1), "bad": bad}
+
+
+def collate(items: list[dict]) -> dict:
+    bad = [b for it in items for b in it["bad"]]
+    errors = [it["error"] for it in items if "error" in it]
+    if errors:
+        return {"error": errors[0], "bad": bad}
+    return {"content": torch.stack([it["content"] for it in items]), "bad": bad}
+
+
+def load_styles(paths: list[str], size: int, device: torch.device) -> list[torch.Tensor]:
+    """Style images as ``[1, 3, H, W]`` in [0, 1], long side ``size``."""
+    out = []
+    for p in paths:
+        try:
+            img = load_image(p)[0]
+        except FileNotFoundError:
+            raise UserError(f"--style {p}: no such file") from None
+        except Exception as e:
+            raise UserError(f"--style {p}: not a readable image ({type(e).__name__}: {e})") from None
+        img = resize_long_side(img, size)
+        out.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None].to(device))
+    return out
+
+
+# -------------------------------------------------------------------------------------------- the run
+
+
+def save_style_net(path: Path, net: TransformerNet, spec: StyleNetSpec, metadata: dict | None = None) -> Path:
+    """Export the network with its spec in the safetensors metadata (``translate`` needs no flags)."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().float().contiguous().cpu() for k, v in net.state_dict().items()}
+    meta = {SPEC_KEY: json.dumps(spec.to_dict()), **{k: str(v) for k, v in (metadata or {}).items()}}
+    data = save(tensors, metadata=meta)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+# Options that may change when a run is resumed: how it runs, not what it learns.
+RESUMABLE = ("max_steps", "workers", "device", "precision", "save_every", "sample_every", "log_every",
+             "wandb_mode", "wandb_project")
+
+
+def resume_config(cfg: StyleTrainConfig) -> StyleTrainConfig:
+    """The saved configuration of the run in ``cfg.run_dir``, with this invocation's runtime options."""
+    saved = load_json(StyleTrainConfig, cfg.run_dir / "config.json")
+    for key in RESUMABLE:
+        setattr(saved, key, getattr(cfg, key))
+    saved.name, saved.checkpoints_dir, saved.resume, saved.overwrite = cfg.name, cfg.checkpoints_dir, True, False
+    return saved
+
+
+@dataclass
+class StyleTrainResult:
+    run_dir: Path
+    step: int
+    interrupted: bool
+
+
+def train(cfg: StyleTrainConfig) -> StyleTrainResult:
+    """Train (or with ``cfg.resume`` continue) a fast style network in ``cfg.run_dir``."""
+    check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)  # the clearest message first
+    if cfg.add_style:
+        raise UserError("--add-style is not available yet: train a network with all its --style images")
+    if cfg.resume:
+        cfg = resume_config(cfg)
+    config.validate(cfg)
+    if not cfg.styles:
+        raise UserError("give at least one --style image (several: one network for all of them)")
+    if not cfg.content:
+        raise UserError("--content: give a folder of content photos")
+    files = image_folder(cfg.content, "content folder")
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, exports=(EXPORT,)) as folder:
+        return FastStyleRun(cfg, folder, files, device, precision).train()
+
+
+class FastStyleRun:
+    """One training run of a (conditional) transformer network: data, loss, saving, the loop."""
+
+    def __init__(self, cfg: StyleTrainConfig, folder: RunFolder, files: list[Path], device: torch.device,
+                 precision: str):
+        from ..train import _versions
+
+        self.cfg, self.folder, self.device, self.precision = cfg, folder, device, precision
+        styles = load_styles(cfg.styles, cfg.style_size or cfg.image_size, device)
+        self.spec = StyleNetSpec(n_styles=len(styles), styles=_style_names(cfg.styles))
+        vgg = load_vgg19(cfg.vgg_weights, [CONTENT_LAYER, *STYLE_LAYERS], device=device)
+        self.loss = PerceptualLoss(vgg, styles, loss_weights(cfg)).to(device)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.net = TransformerNet(len(styles)).to(device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr or LR)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.saved_step: int | None = None
+        wandb_id = self.restore() if cfg.resume else None
+
+        dataset = ContentImages(files, cfg.image_size, cfg.seed)
+        per_epoch = -(-len(files) // cfg.batch_size)
+        sampler = EpochBatches(len(files), cfg.batch_size, cfg.seed, self.epoch, -(-cfg.steps // per_epoch),
+                               self.batch_in_epoch)
+        self.steps_per_epoch = sampler.batches_per_epoch
+        self.total_steps = min(cfg.steps, cfg.max_steps or math.inf)
+        self.loader = data_loader(dataset, sampler, cfg.workers, collate, pin_memory=device.type == "cuda")
+        self.warned: set[str] = set()
+        self.config = to_dict(cfg)
+        folder.write_config({**self.config, "versions": _versions(), "method_defaults": DEFAULT_WEIGHTS,
+                             "files": {"content": str(Path(cfg.content).resolve()), "n_content": len(files)}})
+        self.tracker = open_tracker(folder.path, cfg.wandb_mode, cfg.wandb_project, cfg.name, self.config, True,
+                                    run_id=wandb_id)
+        self.wandb_id = self.tracker.run_id
+        log.info("training %s: %d content images, %d style(s) (%s), %d steps, device %s, %s", cfg.name,
+                 len(files), len(styles), ", ".join(self.spec.styles), cfg.steps, device, precision)
+
+    def train(self) -> StyleTrainResult:
+        cfg, interrupted = self.cfg, False
+        progress = Progress(cfg.name, self.total_steps, self.step, enabled=True)
+        try:
+            with StopSignal() as stop, progress, batches(self.loader) as data:
+                for batch in data if self.step < self.total_steps else []:
+                    losses = self.train_step(batch)
+                    progress.advance()
+                    if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                        self.log_losses(losses, progress)
+                    if self.step == 1 or self.step % cfg.sample_every == 0 or self.step == self.total_steps:
+                        self.save_sample()
+                    if self.step % cfg.save_every == 0:
+                        self.save()
+                    if stop.received is not None:
+                        interrupted = True
+                        break
+                    if self.step >= self.total_steps:
+                        break
+        except BaseException:
+            self.save_after_error()
+            raise
+        finally:
+            self.tracker.finish()
+        self.save()
+        if interrupted:
+            log.warning("interrupted at step %d; continue with: cyclegan train-style --name %s --checkpoints-dir %s "
+                        "--resume", self.step, cfg.name, cfg.checkpoints_dir)
+        else:
+            log.info("done: %d steps; network in %s", self.step, self.folder.path / EXPORT)
+        return StyleTrainResult(self.folder.path, self.step, interrupted)
+
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        for msg in batch["bad"]:
+            if msg not in self.warned:
+                self.warned.add(msg)
+                log.warning("skipping unreadable image %s", msg)
+        if "error" in batch:
+            raise UserError(batch["error"])
+        x = batch["content"].to(self.device, non_blocking=True).float()
+        s = self.step % self.spec.n_styles  # one style per batch, in turn (Dumoulin et al.)
+        self.in_step = True
+        self.opt.zero_grad(set_to_none=True)
+        with autocast(self.device, self.precision):
+            y = self.net(x, one_hot(s, self.spec.n_styles).to(self.device))
+            losses = self.loss(y, x, s)
+        losses["total"].backward()
+        self.opt.step()
+        self.last = (x[:1].detach(), s)
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch == self.steps_per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.in_step = False
+        return {k: v.detach() for k, v in losses.items()}
+
+    def log_losses(self, losses: dict[str, torch.Tensor], progress: Progress) -> None:
+        values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(), strict=True))
+        rate = progress.report(self.step, self.total_steps, " ".join(f"{k} {v:.3f}" for k, v in values.items()))
+        self.tracker.log({**{f"loss/{k}": v for k, v in values.items()}, "it_per_s": rate}, self.step)
+        if not all(math.isfinite(v) for v in values.values()):
+            log.warning("non-finite loss at step %d: %s", self.step, values)
+
+    @torch.no_grad()
+    def save_sample(self) -> None:
+        """One row per style: the content crop | the network's painting of it."""
+        from torchvision.utils import make_grid, save_image
+
+        x = self.last[0]
+        tiles = []
+        self.net.eval()
+        for s in range(self.spec.n_styles):
+            y = self.net(x, one_hot(s, self.spec.n_styles).to(self.device))
+            tiles += [x[0], y[0].float().clamp(0, 255)]
+        self.net.train()
+        grid = make_grid(torch.stack(tiles).cpu() / 255, nrow=2, padding=2)
+        path = atomic_write(self.folder.path / "samples" / f"step_{self.step:07d}.png",
+                            lambda tmp: save_image(grid, tmp, format="png"))
+        self.tracker.log_image("samples", path, self.step, caption="content | stylised, one row per style: "
+                               + ", ".join(self.spec.styles))
+
+    # ---- saving and restoring: the export first, then latest.pt, the commit point
+
+    def save(self) -> None:
+        if self.saved_step == self.step:
+            return
+        save_style_net(self.folder.path / EXPORT, self.net, self.spec, {"step": self.step, "name": self.cfg.name})
+        self.folder.save({"trainer": {"net": self.net.state_dict(), "opt": self.opt.state_dict()},
+                          "rng": {"torch": torch.get_rng_state()}, "step": self.step, "epoch": self.epoch,
+                          "batch_in_epoch": self.batch_in_epoch, "wandb_id": self.wandb_id,
+                          "config": self.config})
+        self.saved_step = self.step
+
+    def restore(self) -> str | None:
+        state = self.folder.load()
+        self.net.load_state_dict(state["trainer"]["net"])
+        self.opt.load_state_dict(state["trainer"]["opt"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.saved_step = self.step
+        log.info("resuming %s at step %d", self.folder.path, self.step)
+        save_style_net(self.folder.path / EXPORT, self.net, self.spec, {"step": self.step, "name": self.cfg.name})
+        return state.get("wandb_id")
+
+    def save_after_error(self) -> None:
+        """Keep what was learned when an error stops training between steps."""
+        if getattr(self, "in_step", False) or self.saved_step == self.step:
+            return
+        try:
+            self.save()
+            log.warning("stopped by an error; progress saved to %s (continue with --resume)", self.folder.path)
+        except UserError as e:
+            log.warning("could not save progress: %s", e)
+
+
+def _style_names(paths: list[str]) -> list[str]:
+    """Each style's name: its image's file stem (``starry_night.jpg`` → ``starry_night``), made unique."""
+    names: list[str] = []
+    for p in paths:
+        name, k = Path(p).stem, 2
+        while name in names:
+            name, k = f"{Path(p).stem}_{k}", k + 1
+        names.append(name)
+    return names
