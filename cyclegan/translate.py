@@ -165,7 +165,8 @@ class Translator:
             memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         else:
             return None
-        need = 16 * self.spec.ngf * x.shape[0] * x.shape[-2] * x.shape[-1]
+        width = getattr(self.spec, "ngf", 32)  # a style network's first layer has 32 channels
+        need = 16 * width * x.shape[0] * x.shape[-2] * x.shape[-1]
         if need <= memory / 2:
             return None
         self._warn("auto-tile", f"a {x.shape[-1]}×{x.shape[-2]} image needs about {need / 2**30:.0f} GiB in one "
