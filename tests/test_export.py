@@ -154,7 +154,7 @@ def test_cpu_flags_are_read_from_cpuinfo():
 def test_bf16_on_cpu_is_close_to_fp32():
     """bf16 autocast keeps 8 bits of mantissa in the convolutions; instance norm and the output stay fp32.
     A small network with the paper's initialisation, on a smooth image, stays within 1 level on average
-    and 6 at most (measured: 0.5 and 3.4); a wrong cast (fp16 ranges, bf16 norms) would exceed both."""
+    and 6 at most (measured: 0.5 and 3.4)."""
     torch.manual_seed(0)
     spec = GeneratorSpec(arch="resnet", ngf=8, n_blocks=2)
     net = build_generator(spec)
