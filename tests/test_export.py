@@ -164,3 +164,33 @@ def test_bf16_on_cpu_is_close_to_fp32():
     diff = levels(bf16, fp32)
     assert bf16.dtype == torch.float32 and bf16.shape == x.shape
     assert 0 < diff.max() < 6 and diff.mean() < 1  # 0: bf16 would not have run at all
+
+
+def test_export_options_are_its_config_fields():
+    import typer
+
+    from cyclegan import config
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["export"].params}
+    fields = {f.name: f for f, _ in config.option_fields(ExportConfig)}
+    assert set(params) - {"paths", "pretrained"} == set(fields)
+    assert all(params[name].help == f.metadata["help"] for name, f in fields.items())
+
+
+def test_onnx_export_of_an_original_release_file_gives_its_outputs(tmp_path):
+    """A .pth of the original release, exported, computes what the original implementation computed."""
+    import numpy as np
+    from conftest import shared_path
+
+    from cyclegan.data import load_image, to_tensor
+
+    ort = pytest.importorskip("onnxruntime")
+    folder = shared_path("fixtures", "reference_generator")
+    meta = json.loads((folder / "meta.json").read_text())
+    result = export.export_model(ExportConfig(checkpoint=str(folder / "latest_net_G.pth"),
+                                              output=str(tmp_path / "g.onnx")))
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    for i, name in enumerate(meta["outputs"]):
+        x = to_tensor(load_image(folder / name)[0])[None]  # sides are multiples of 4: no padding needed
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        assert np.abs(got - np.load(folder / f"out_{i}.npy")).max() * 127.5 < 0.05
