@@ -17,7 +17,7 @@ from cyclegan.cli import app
 from cyclegan.config import ExportConfig
 from cyclegan.errors import UserError
 from cyclegan.models import GeneratorSpec, build_generator
-from cyclegan.runtime import default_precision, resolve_precision
+from cyclegan.runtime import cpu_has_native_bf16, default_precision, resolve_precision
 from cyclegan.translate import Translator, load_translator, pad_to_multiple
 
 runner = CliRunner()
@@ -133,6 +133,7 @@ def test_export_refuses_bad_outputs_before_loading(tmp_path):
     ("DEFAULT", set(), "fp32"),  # no /proc/cpuinfo (macOS) or another architecture
 ])
 def test_auto_precision_picks_bf16_only_on_cpus_that_run_it(monkeypatch, capability, flags, expected):
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", cpu_has_native_bf16)  # conftest turns it off
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
     assert default_precision(CPU) == expected
