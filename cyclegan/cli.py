@@ -200,6 +200,54 @@ def translate(
     raise typer.Exit(summary.exit_code)
 
 
+@app.command()
+@user_errors
+@config_options(config.ExportConfig)
+def export(
+    paths: Annotated[list[str], typer.Argument(metavar="[MODEL] OUTPUT", help=(
+        "MODEL: anything translate takes (a run folder, a generator .safetensors, a .pth of the original "
+        "release); left out with --pretrained. OUTPUT: NAME.onnx (ONNX) or NAME.pt2 (torch.export)."))],
+    pretrained: Annotated[str | None, typer.Option(
+        help="An official pretrained generator by name instead of MODEL (see `cyclegan models list`).")] = None,
+    *,
+    cfg: config.ExportConfig,
+) -> None:
+    """Export a generator to ONNX or torch.export (.pt2), with free batch size, height and width.
+
+    cyclegan export checkpoints/photo2monet monet.onnx
+
+    The file holds the network alone: inputs [N, 3, H, W] RGB in [-1, 1], H and W padded to the size
+    multiple it names (the conventions are printed, and kept in the ONNX metadata). After writing, the
+    export and PyTorch translate a few images of sizes not used at export time; beyond --tolerance
+    (0-255 levels) the export fails and no file is left. ONNX needs: pip install -e '.[export]'
+    """
+    from rich.table import Table
+
+    from .catalog import pretrained_path, translate_model
+    from .export import export_model
+
+    model = translate_model(pretrained=pretrained, direction=cfg.direction)
+    if len(paths) != (1 if model else 2):
+        raise UserError("give OUTPUT after --pretrained (no MODEL)" if model else
+                        "give MODEL OUTPUT, or OUTPUT with --pretrained")
+    checkpoint, output = ("", *paths) if model else paths
+    cfg = dataclasses.replace(cfg, checkpoint=checkpoint, output=output, direction="AtoB" if model else cfg.direction)
+    config.validate(cfg)  # OUTPUT's name, before a download
+    if model:
+        cfg = dataclasses.replace(cfg, checkpoint=str(pretrained_path(model)))
+    result = export_model(cfg)
+    out = Console(markup=False)  # printed as written: paths may hold [brackets]
+    out.print(f"wrote {result.path}")
+    for key, value in result.conventions.items():
+        out.print(f"  {key}: {value}", soft_wrap=True)
+    table = Table(title="export against PyTorch (0-255 levels)")
+    for column in ("input", "max difference", "mean difference"):
+        table.add_column(column)
+    for check in result.checks:
+        table.add_row("×".join(map(str, check.shape)), f"{check.max_levels:.4f}", f"{check.mean_levels:.5f}")
+    out.print(table)
+
+
 datasets_app = typer.Typer(help="The official CycleGAN datasets: list, download.", no_args_is_help=True)
 models_app = typer.Typer(help="The official pretrained generators: list, download.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")

@@ -193,7 +193,8 @@ ImageFormat = Literal["same", "png", "jpg", "jpeg", "webp"]
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps."
 INCEPTION_HELP = ("FID Inception TorchScript file (default: downloaded once into the torch cache). TorchScript "
                   "is code that runs when loaded: only use files you trust.")
-PRECISION_HELP = "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it, fp32 otherwise)."
+PRECISION_HELP = ("auto, fp32, bf16 or fp16 (auto: bf16 on a GPU or CPU that runs it natively, such as CPUs with "
+                  "AVX512-BF16 or AMX; fp32 otherwise).")
 
 
 @dataclass
@@ -355,6 +356,25 @@ class EvalConfig:
     device: str = opt("auto", DEVICE_HELP, check=device_name)
     batch_size: int = opt(50, "Images per Inception batch.", min=1)
     workers: int = opt(4, "Image decoding processes.", min=0)
+
+
+@dataclass
+class ExportConfig:
+    """Options of ``cyclegan export``: a generator as ONNX or a torch.export program, checked against PyTorch."""
+
+    # from the command's arguments
+    checkpoint: str = opt("", cli=False)  # anything translate loads: run folder, .safetensors, .pth
+    output: str = opt("", cli=False)  # .onnx or .pt2
+    direction: Direction = opt("AtoB", "For a run folder: AtoB (G_AB) or BtoA (G_BA); with --pretrained: BtoA "
+                               "picks the reverse model.")
+    opset: int = opt(18, "ONNX opset (18 runs on ONNX Runtime 1.14 and later).", min=18, max=23)
+    tolerance: float = opt(1.0, "Largest difference from the PyTorch model allowed, in 0-255 levels, on the "
+                           "check images; beyond it nothing is written.", check=positive)
+    overwrite: bool = opt(False, "Replace OUTPUT if it exists.")
+
+    def problems(self) -> Iterator[str]:
+        if self.output and Path(self.output).suffix.lower() not in (".onnx", ".pt2"):
+            yield f"{self.output}: name the output .onnx (ONNX) or .pt2 (torch.export)"
 
 def vgg_min_size(layers: list[str]) -> int:
     """The smallest image side that leaves the deepest of ``layers`` a feature map of at least 2×2.

@@ -33,9 +33,42 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+# /proc/cpuinfo flags of x86 CPUs with bf16 matrix or dot-product instructions (Intel AMX, AVX-512 BF16 on
+# Intel Cooper Lake and later and on AMD Zen 4 and later). Elsewhere bf16 is emulated and slower than fp32.
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware and PyTorch's kernels use it.
+
+    PyTorch must run its AVX-512 kernels (``get_cpu_capability``; oneDNN then picks the bf16
+    instructions) and the CPU must report AMX-BF16 or AVX512-BF16.
+    """
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability.startswith("AVX512") and bool(cpu_flags() & set(CPU_BF16_FLAGS))
+
+
 def default_precision(device: torch.device) -> str:
-    """bf16 on a GPU that runs it natively, fp32 everywhere else."""
+    """bf16 on a GPU or CPU that runs it natively, fp32 everywhere else.
+
+    On a CPU with AVX512-BF16 a ResNet generator runs about twice as fast in bf16 autocast as in fp32,
+    within a couple of 0-255 levels of it (``scripts/bench_translate.py --device cpu``).
+    """
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
 

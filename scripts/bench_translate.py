@@ -6,6 +6,14 @@ ratio says how much the pipeline around the model costs; on a GPU the target is 
 
     python scripts/bench_translate.py                      # resnet_9blocks, ngf=64, random weights
     python scripts/bench_translate.py --sizes 256 --count 8 --batch-size 4 --precision fp32
+
+``--compare`` instead times the model alone in several configurations in one process, one after the
+other, and prints each one's speed against the first and its difference from fp32 in 0-255 levels on a
+photo-like image (random weights amplify rounding more than trained ones: ``--checkpoint`` measures a
+trained generator). A configuration joins a precision (fp32, bf16, fp16) and 'compile' with '-'. On a CPU:
+
+    python scripts/bench_translate.py --device cpu --compare fp32,bf16,fp32-compile,bf16-compile \
+        --sizes 512 --count 6 --batch-size 1
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cyclegan.checkpoint import load_any_generator  # noqa: E402
 from cyclegan.config import TranslateConfig  # noqa: E402
 from cyclegan.models import GeneratorSpec, build_generator  # noqa: E402
-from cyclegan.runtime import resolve_device, resolve_precision  # noqa: E402
+from cyclegan.runtime import PRECISIONS, cpu_has_native_bf16, resolve_device, resolve_precision  # noqa: E402
 from cyclegan.translate import Translator, translate_folder  # noqa: E402
 
 
@@ -67,6 +76,49 @@ def end_to_end(translator: Translator, folder: Path, out: Path, args) -> float:
     return len(summary.converted) / elapsed
 
 
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+    return f"{torch.get_num_threads()} CPU threads, {torch.backends.cpu.get_cpu_capability()}, {bf16}"
+
+
+def compare(net: torch.nn.Module, spec, device: torch.device, args) -> None:
+    """Model-only images/s of each ``--compare`` configuration, its speed-up over the first, and its
+    difference from fp32 on one photo-like image (max and mean over the pixels, 0-255 levels)."""
+    names = args.compare.split(",")
+    for name in names:
+        tokens = name.split("-")
+        if tokens[0] not in PRECISIONS or any(t != "compile" for t in tokens[1:]):
+            raise SystemExit(f"unknown configuration {name!r}: a precision ({', '.join(PRECISIONS)}), "
+                             "optionally followed by -compile")
+    print(f"{args.net_g} ngf={args.ngf}, {'weights ' + args.checkpoint if args.checkpoint else 'random weights'}"
+          f" | {device} ({device_name(device)}) | batch {args.batch_size} | channels_last {args.channels_last}"
+          f" | torch {torch.__version__} | {args.warmup} warm-up + {args.count // args.batch_size} timed batches")
+    print(f"| {'size':>5} | {'configuration':<14} | {'img/s':>7} | {'s/img':>7} | {'speed-up':>8} | "
+          f"{'max diff':>8} | {'mean diff':>9} |")
+    print("|-------|----------------|---------|---------|----------|----------|-----------|")
+    for size in args.sizes:
+        photo = torch.from_numpy(np.array(photo_like(size, 0))).permute(2, 0, 1)[None]
+        reference, first = None, None
+        for name in names:
+            precision, compiled = name.split("-")[0], name.endswith("-compile")
+            torch._dynamo.reset()
+            translator = Translator(net, spec, device, precision, channels_last=args.channels_last,
+                                    compile=compiled)
+            ips = model_only(translator, size, args.count, args.batch_size, args.warmup)
+            y = translator(photo).cpu()
+            reference = y if reference is None and precision == "fp32" else reference
+            first = first or ips
+            if reference is not None:
+                diff = (y.clamp(-1, 1) - reference.clamp(-1, 1)).abs() * 127.5
+                diffs = f"{diff.max().item():>8.2f} | {diff.mean().item():>9.3f}"
+            else:
+                diffs = f"{'n/a':>8} | {'n/a':>9}"
+            print(f"| {size:>4}² | {name:<14} | {ips:>7.3g} | {1 / ips:>7.3f} | {ips / first:>7.2f}x | {diffs} |",
+                  flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--net-g", default="resnet_9blocks")
@@ -82,18 +134,24 @@ def main() -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of the generated inputs")
+    p.add_argument("--compare", help="configurations to time against each other, model only, e.g. "
+                   "fp32,bf16,bf16-compile (fp32 first: the others' differences are taken from it)")
+    p.add_argument("--checkpoint", help="a trained generator (run folder, .safetensors, .pth) instead of "
+                   "random weights")
     args = p.parse_args()
 
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    spec = GeneratorSpec.from_name(args.net_g, ngf=args.ngf)
     torch.manual_seed(0)
-    translator = Translator(build_generator(spec), spec, device, precision,
-                            channels_last=args.channels_last, compile=args.compile)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
+    if args.checkpoint:
+        net, spec = load_any_generator(args.checkpoint)
     else:
-        name = f"{torch.get_num_threads()} CPU threads"
+        spec = GeneratorSpec.from_name(args.net_g, ngf=args.ngf)
+        net = build_generator(spec)
+    if args.compare:
+        return compare(net, spec, device, args)
+    translator = Translator(net, spec, device, precision, channels_last=args.channels_last, compile=args.compile)
+    name = device_name(device)
     print(f"{args.net_g} ngf={args.ngf}, random weights | {device} ({name}) | {precision}"
           f" | batch {args.batch_size} | workers {args.workers} | channels_last {args.channels_last}"
           f" | compile {args.compile}")

@@ -50,6 +50,15 @@ def make_folder(root: Path, n: int, size=(32, 32), ext: str = ".png", seed: int 
     return root
 
 
+@pytest.fixture(autouse=True)
+def auto_precision_fp32_on_cpu(monkeypatch):
+    """``--precision auto`` picks bf16 on CPUs with native bf16, and tests compare outputs with fp32 ones:
+    every CPU runs the tests as one without it (tests/test_export.py checks the choice itself)."""
+    from cyclegan import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+
+
 @pytest.fixture
 def image_dirs(tmp_path: Path) -> tuple[Path, Path]:
     """Two small unpaired domains: 4 images in A, 3 in B."""

@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 
 from cyclegan import config
 from cyclegan.cli import app
-from cyclegan.config import EvalConfig, StyleTrainConfig, StylizeConfig, TrainConfig, TranslateConfig
+from cyclegan.config import (
+    EvalConfig,
+    ExportConfig,
+    StyleTrainConfig,
+    StylizeConfig,
+    TrainConfig,
+    TranslateConfig,
+)
 
 runner = CliRunner()
 
@@ -25,11 +32,12 @@ COMMANDS = {
     "stylize": (StylizeConfig, {"paths"}),
     "evaluate": (EvalConfig, {"target", "real_dir"}),
     "train-style": (StyleTrainConfig, {"style"}),
+    "export": (ExportConfig, {"paths", "pretrained"}),
 }
 # config fields filled from a command's arguments rather than options
 FROM_ARGUMENTS = {"translate": {"checkpoint", "input", "output", "style"},
                   "stylize": {"content", "styles", "output"}, "evaluate": {"target", "real_dir"},
-                  "train-style": {"styles"}}
+                  "train-style": {"styles"}, "export": {"checkpoint", "output"}}
 
 
 def command(name: str):
@@ -246,7 +254,7 @@ def readme_commands() -> list[tuple[str, str]]:
     inline = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
     found = []
     for line in [*lines, *inline]:
-        commands = r"\bcyclegan (train-style|train|translate|stylize|evaluate|recolor)(?![\w-])(.*)"
+        commands = r"\bcyclegan (train-style|train|translate|stylize|evaluate|recolor|export)(?![\w-])(.*)"
         if m := re.search(commands, line.split("#")[0]):
             found.append((m[1], m[2]))
     return found
