@@ -70,14 +70,23 @@ def require_onnx() -> None:
                             "pip install -e '.[export]'") from None
 
 
+def value_range(translator: Translator) -> tuple[float, float]:
+    """The range the network takes and returns: [-1, 1] for CycleGAN generators, 0..255 for style networks."""
+    return tuple(getattr(translator.spec, "value_range", (-1.0, 1.0)))
+
+
 def conventions(translator: Translator) -> dict[str, str]:
     """How to call the exported network: written into the file and printed."""
     m, s = translator.multiple, translator.min_side
+    low, high = value_range(translator)
+    if (low, high) == (-1.0, 1.0):
+        values, back = "values in [-1, 1]: pixel / 127.5 - 1", "pixel = round((y + 1) * 127.5)"
+    else:
+        values, back = f"values in [{low:g}, {high:g}]: the pixel values themselves", "pixel = round(y)"
     return {
         "cyclegan.generator": json.dumps(translator.spec.to_dict()),
-        "input": "float32 [N, 3, H, W], RGB, NCHW, values in [-1, 1]: pixel / 127.5 - 1",
-        "output": "float32 [N, 3, H, W], RGB, NCHW, values in [-1, 1]: pixel = round((y + 1) * 127.5), "
-                  "clamped to 0..255",
+        "input": f"float32 [N, 3, H, W], RGB, NCHW, {values}",
+        "output": f"float32 [N, 3, H, W], RGB, NCHW, the same range: {back}, clamped to 0..255",
         "size_multiple": str(m),
         "min_side": str(s),
         "padding": f"H and W must be multiples of {m} and at least {s}: pad the image with reflect padding "
@@ -107,7 +116,8 @@ def example(translator: Translator) -> tuple[torch.Tensor, dict]:
     """
     m, s = translator.multiple, translator.min_side
     side = max(2 * s, 64)
-    x = torch.zeros(2, 3, side, side).uniform_(-1, 1)
+    low, high = value_range(translator)
+    x = torch.zeros(2, 3, side, side).uniform_(low, high)
     blocks = {"min": s // m, "max": MAX_SIDE // m}
     shapes = {"x": {0: torch.export.Dim("batch", min=1, max=4096),
                     2: m * torch.export.Dim("height_blocks", **blocks),
@@ -165,10 +175,13 @@ def pt2_runner(path: Path):
 def parity(run, translator: Translator) -> list[Check]:
     """The export (``run``, called as its conventions say) against ``translator`` on ``check_inputs``."""
     checks = []
+    low, high = value_range(translator)
+    scale = (high - low) / 2  # the export works in the network's range; the translator in [-1, 1]
     with torch.inference_mode():
         for x in check_inputs(translator):
             expected = translator(x)
-            got = run_padded(run, x, translator.multiple, translator.min_side).float()
+            got = run_padded(run, (x + 1) * scale + low, translator.multiple, translator.min_side).float()
+            got = (got - low) / scale - 1
             levels = (got.clamp(-1, 1) - expected.clamp(-1, 1)).abs() * 127.5
             checks.append(Check(tuple(x.shape), levels.max().item(), levels.mean().item()))
     return checks

@@ -195,3 +195,20 @@ def test_onnx_export_of_an_original_release_file_gives_its_outputs(tmp_path):
         x = to_tensor(load_image(folder / name)[0])[None]  # sides are multiples of 4: no padding needed
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
         assert np.abs(got - np.load(folder / f"out_{i}.npy")).max() * 127.5 < 0.05
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2"])
+def test_style_network_export_takes_and_gives_its_own_range(tmp_path, suffix):
+    """A style network works in 0..255: the export says so, and passes its check in that range."""
+    if suffix == ".onnx":
+        pytest.importorskip("onnxruntime")
+        onnx = pytest.importorskip("onnx")
+    from cyclegan.style.fast import StyleNetSpec, TransformerNet, save_style_net
+
+    torch.manual_seed(0)
+    model = save_style_net(tmp_path / "style.safetensors", TransformerNet(1), StyleNetSpec(styles=["s"]))
+    result = export.export_model(ExportConfig(checkpoint=str(model), output=str(tmp_path / f"s{suffix}")))
+    assert all(c.max_levels <= TOLERANCE for c in result.checks)
+    if suffix == ".onnx":
+        props = {p.key: p.value for p in onnx.load(str(result.path)).metadata_props}
+        assert "values in [0, 255]" in props["input"] and "pixel = round(y)" in props["output"]
