@@ -283,7 +283,7 @@ def optimize(
 
     def closure() -> torch.Tensor:
         nonlocal evals
-        if evals == steps:  # the budget is spent (L-BFGS may stop one short of it, never past it)
+        if evals == steps:  # a second L-BFGS step() would count its evaluations afresh
             raise _Stop
         evals += 1
         with torch.no_grad():
@@ -310,15 +310,15 @@ def optimize(
         try:
             if name == "lbfgs":
                 # One evaluation per iteration (no line search), as in the reference implementations.
-                # The tolerances are off so that it always runs all the steps.
+                # The tolerances are off so that it runs all the steps, unless its direction points
+                # uphill; the loop below then calls it again.
                 opt = torch.optim.LBFGS(
                     [x], max_iter=steps, max_eval=steps, tolerance_grad=-1, tolerance_change=-1, history_size=50
                 )
-                opt.step(closure)
             else:
                 opt = torch.optim.Adam([x], lr=lr)
-                while evals < steps:
-                    opt.step(closure)
+            while evals < steps:
+                opt.step(closure)
         except _NonFinite:
             return False
         except _Stop:
