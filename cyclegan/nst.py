@@ -278,7 +278,7 @@ def optimize(
         raise UserError(f"unknown optimizer {optimizer!r}: use {' or '.join(OPTIMIZERS)}")
     x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     start: dict[str, float] = {}
-    best = {"total": math.inf, "x": x.detach().clone()}
+    best: dict = {"total": math.inf}  # and "x", the image of the lowest finite loss
     evals = 0
 
     def closure() -> torch.Tensor:
@@ -287,9 +287,9 @@ def optimize(
             raise _Stop
         evals += 1
         with torch.no_grad():
-            # Evaluate valid images only. An L-BFGS step can overshoot by orders of magnitude (its first
-            # curvature pair is often rejected, leaving a raw gradient step, and style losses reach
-            # 1e12); outside [0, 1] the style loss grows with the 4th power of the pixels and overflows.
+            # Evaluate valid images only. An L-BFGS step can overshoot by orders of magnitude: with a
+            # style loss of 1e12 at the start, its second step can be the raw gradient (seen: pixels at
+            # ±3e10), and out there the style loss, 4th power in the pixels, overflows to inf, then NaN.
             x.clamp_(0, 1)
         x.grad = None
         losses = objective(x)
@@ -574,3 +574,4 @@ def recolor(stylized: str | Path, content: str | Path, output: str | Path) -> Pa
     output = Path(output)
     save_image(preserve_color(*images), output)
     return output
+
