@@ -101,7 +101,7 @@ def test_min_side_counts_the_poolings_before_the_deepest_layer():
         ex(torch.rand(1, 3, 15, 15))
 
 
-def test_size_below_the_minimum_is_rejected_naming_it(tmp_path):
+def test_size_below_the_minimum_is_rejected_naming_it():
     cfg = StylizeConfig(content="c.png", styles=["s.png"], output="o.png", size=15)
     with pytest.raises(UserError, match="--size 15 .* at least 16 px"):
         nst.check_config(cfg)
