@@ -287,23 +287,24 @@ def optimize(
             raise _Stop
         evals += 1
         with torch.no_grad():
-            # Evaluate valid images only. An L-BFGS step can overshoot by orders of magnitude: with a
-            # style loss of 1e12 at the start, its second step can be the raw gradient (seen: pixels at
-            # ±3e10), and out there the style loss, 4th power in the pixels, overflows to inf, then NaN.
-            x.clamp_(0, 1)
+            x.clamp_(0, 1)  # evaluate valid images only: outside [0, 1] the style loss soon overflows
         x.grad = None
         losses = objective(x)
-        losses["total"].backward()
         values = {k: float(v.detach()) for k, v in losses.items()}  # L-BFGS syncs on the loss anyway
         if not start:
             start.update(values)
+        # The optimiser sees the loss in units of its start. Until L-BFGS knows the curvature it steps
+        # along the raw gradient, so its steps scaled with the loss: at a style loss of 1e12 (seen at
+        # 64 px) they threw pixels out to 1e10, where the loss overflowed to inf and then NaN.
+        scaled = losses["total"] / (start["total"] or 1.0)
+        scaled.backward()
         if on_step:
             on_step(values)
         if not (math.isfinite(values["total"]) and bool(torch.isfinite(x.grad).all())):
             raise _NonFinite
         if values["total"] < best["total"]:
             best.update(total=values["total"], x=x.detach().clone())
-        return losses["total"]
+        return scaled
 
     def run(name: str) -> bool:
         """Optimise ``x`` with one optimiser until the budget is spent; False if the loss went non-finite."""
@@ -574,4 +575,3 @@ def recolor(stylized: str | Path, content: str | Path, output: str | Path) -> Pa
     output = Path(output)
     save_image(preserve_color(*images), output)
     return output
-

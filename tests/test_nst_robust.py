@@ -149,3 +149,19 @@ def test_real_case_that_went_to_nan_at_64_px_stays_finite(caplog):
     assert math.isfinite(end["total"]) and end["total"] < start["total"]
     colours = image.getcolors(maxcolors=4096) or range(4097)  # None: more than 4096
     assert isinstance(image, Image.Image) and len(colours) > 100  # not a flat black image
+
+
+def test_lbfgs_does_not_depend_on_the_loss_units():
+    # Weights a million times larger change the units of the loss, not the problem. L-BFGS takes
+    # raw gradient steps until it knows the curvature, so without normalisation its steps grew with
+    # the loss; at the style losses of real images (1e12) they threw pixels out to 1e10.
+    ex = tiny_extractor()
+    content, style = smooth_image(1), smooth_image(2)
+    grams = nst.style_targets(ex, [style], [1.0], STYLE_LAYERS)
+    images = []
+    for unit in (1.0, 1e6):
+        weights = {"content_weight": unit, "style_weight": 1e3 * unit, "tv_weight": unit}
+        objective = nst.Objective(ex, content, grams, ["conv4_2"], **weights)
+        images.append(nst.optimize(objective, content, steps=10, optimizer="lbfgs")[0])
+    assert not torch.equal(images[0], content)  # it did move
+    assert torch.allclose(images[0], images[1], atol=1e-3)
