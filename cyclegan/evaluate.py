@@ -29,7 +29,7 @@ from .checkpoint import read_torch_file
 from .config import EvalConfig, validate
 from .data import image_folder, mirror_path, try_load_image
 from .errors import UserError
-from .files import atomic_write, write_json
+from .files import DiskError, atomic_write, write_json
 from .metrics import INCEPTION_URL, Scores, fid_kid, find_test_split, folder_features, load_inception
 from .outputs import write_image
 from .runtime import resolve_device
@@ -279,7 +279,9 @@ class NSTBaseline:
             image, _, _ = self._stylizer(style, size)(content)
             save_image(image, dst)
             return dst
-        except (OSError, RuntimeError, ValueError) as e:  # out of memory, say: score the others
+        except DiskError:
+            raise  # every later write would fail too
+        except (UserError, OSError, RuntimeError, ValueError) as e:  # too small, out of memory: score the others
             log.warning("NST failed on %s: %s", dst.name, e)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

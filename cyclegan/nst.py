@@ -26,7 +26,7 @@ from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import make_layers
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
-from .config import StylizeConfig, validate
+from .config import StylizeConfig, validate, vgg_min_size
 from .data import load_image
 from .errors import UserError
 from .files import DiskError
@@ -68,13 +68,9 @@ LAYER_INDEX = _layer_index()
 
 
 def min_side(layers: Iterable[str]) -> int:
-    """The smallest image side that still gives non-empty feature maps at all of ``layers``.
-
-    Each 2x2 pooling halves the side, rounding down, so a layer after n poolings needs 2ⁿ pixels
-    (conv5_1, after 4 poolings: 16).
-    """
-    deepest = max(LAYER_INDEX[name] for name in layers)
-    return 2 ** sum(1 for name, i in LAYER_INDEX.items() if name.startswith("pool") and i <= deepest)
+    """The smallest image side VGG19 can take for ``layers`` (``config.vgg_min_size``: each pooling halves
+    the side, and the deepest layer keeps a 2×2 map; conv5_1, after 4 poolings: 32)."""
+    return vgg_min_size(list(layers))
 
 
 def vgg19_features(pooling: str = "max", widths: Sequence[int] = VGG19_WIDTHS) -> nn.Sequential:
