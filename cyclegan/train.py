@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
-from . import config, distributed
+from . import config, distributed, run
 from .checkpoint import save_generator
 from .config import TrainConfig, to_dict
 from .data import Augment, EpochBatches, UnpairedDataset, collate, domain_folder, sample_seed
@@ -27,19 +27,7 @@ from .errors import UserError
 from .files import atomic_write
 from .losses import discriminator_adv_loss, generator_adv_loss, l1
 from .models import GeneratorSpec, build_discriminator, build_generator
-from .run import (
-    Progress,
-    RunFolder,
-    StepRun,
-    check_run_folder,
-    data_loader,
-    log_losses,
-    open_tracker,
-    resume_config,
-    rng_state,
-    set_rng_state,
-    versions,
-)
+from .run import Progress, RunFolder, StepRun, check_run_folder, data_loader, log_losses, open_tracker
 from .runtime import autocast, compile_problem, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -345,7 +333,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if main:  # before reading config.json or any folder: the clearest message comes first
         check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)
     if cfg.resume:
-        cfg = resume_config(cfg, RESUMABLE_OVERRIDES)
+        cfg = run.resume_config(cfg, RESUMABLE_OVERRIDES)
     elif not cfg.domain_a or not cfg.domain_b:
         raise UserError("--domainA and --domainB are required (or --resume with the --name of a run)")
     validate(cfg)
@@ -358,11 +346,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         evaluator = training_eval(cfg, device, precision) if cfg.eval_every and main else None
         exports = tuple(file for file, _, _ in EXPORTS)
         with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, main, exports) as folder:
-            run = CycleGANRun(cfg, folder, files_a, files_b, world, device, precision, evaluator)
-            interrupted = run.train()
+            training = CycleGANRun(cfg, folder, files_a, files_b, world, device, precision, evaluator)
+            interrupted = training.train()
             # torchrun stops all ranks when one exits with an error (130 here): not before rank 0 saved
             world.barrier()
-            return TrainResult(folder.path, run.step, run.epoch, interrupted)
+            return TrainResult(folder.path, training.step, training.epoch, interrupted)
     finally:
         distributed.shutdown(world)
 
@@ -408,7 +396,7 @@ class CycleGANRun(StepRun):
         self.in_step = False  # between the start and the end of an update the state is not worth saving
 
         self.config = to_dict(cfg)
-        folder.write_config({**self.config, "versions": versions(), "world_size": world.world_size,
+        folder.write_config({**self.config, "versions": run.versions(), "world_size": world.world_size,
                              "files": {"domain_a": str(Path(cfg.domain_a).resolve()),
                                        "domain_b": str(Path(cfg.domain_b).resolve()),
                                        "n_a": len(files_a), "n_b": len(files_b)}})
@@ -482,7 +470,7 @@ class CycleGANRun(StepRun):
     # ---- saving and restoring: the generators first, then latest.pt, the commit point
 
     def state_dict(self) -> dict:
-        return {"trainer": self.trainer.state_dict(), "rng": rng_state(self.device), "step": self.step,
+        return {"trainer": self.trainer.state_dict(), "rng": run.rng_state(self.device), "step": self.step,
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "world_size": self.world.world_size,
                 "wandb_id": self.wandb_id, "config": self.config, "run_dir": str(self.folder.path.resolve())}
 
@@ -506,7 +494,7 @@ class CycleGANRun(StepRun):
         """Continue from latest.pt; returns the W&B run id to continue."""
         state = self.folder.load()
         self.trainer.load_state_dict(state["trainer"])
-        set_rng_state(state["rng"], self.device)
+        run.set_rng_state(state["rng"], self.device)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.saved_step = self.step
         if self.main:

@@ -35,6 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from .. import run
 from ..checkpoint import read_state_dict
 from ..config import ADAIN_MIN_SIZE, StyleTrainConfig, StylizeConfig, to_dict, validate
 from ..data import Augment, EpochBatches, UnpairedDataset, collate, image_folder, load_image, sample_seed
@@ -42,18 +43,7 @@ from ..errors import UserError
 from ..files import DiskError, atomic_write
 from ..outputs import plan_outputs, write_image
 from ..progress import progress_bar
-from ..run import (
-    Progress,
-    RunFolder,
-    StepRun,
-    check_run_folder,
-    data_loader,
-    log_losses,
-    open_tracker,
-    resume_config,
-    rng_state,
-    set_rng_state,
-)
+from ..run import Progress, RunFolder, StepRun, check_run_folder, data_loader, log_losses, open_tracker
 from ..runtime import autocast, resolve_device, resolve_precision
 from ..summary import Summary
 
@@ -428,7 +418,7 @@ def train_decoder(cfg: StyleTrainConfig) -> DecoderResult:
     """
     check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)  # the clearest message first
     if cfg.resume:
-        cfg = resume_config(cfg, RESUMABLE)
+        cfg = run.resume_config(cfg, RESUMABLE)
     check_train_config(cfg)
     content = image_folder(cfg.content, "content folder")
     styles = image_folder(cfg.style_dir, "style folder")
@@ -439,9 +429,9 @@ def train_decoder(cfg: StyleTrainConfig) -> DecoderResult:
 
         enc = load_encoder(adain_weights("vgg"))
     with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, exports=(DECODER_FILE,)) as folder:
-        run = DecoderRun(cfg, folder, content, styles, enc, device)
-        interrupted = run.train()
-        return DecoderResult(folder.path, run.step, interrupted)
+        training = DecoderRun(cfg, folder, content, styles, enc, device)
+        interrupted = training.train()
+        return DecoderResult(folder.path, training.step, interrupted)
 
 
 class DecoderRun(StepRun):
@@ -533,7 +523,7 @@ class DecoderRun(StepRun):
         save_decoder(self.folder.path / DECODER_FILE, self.decoder, {"step": self.step, "name": self.cfg.name})
         state = {"trainer": {"decoder": self.decoder.state_dict(), "opt": self.opt.state_dict(),
                              "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict()},
-                 "rng": rng_state(self.device), "step": self.step, "epoch": self.step // self.per_epoch,
+                 "rng": run.rng_state(self.device), "step": self.step, "epoch": self.step // self.per_epoch,
                  "batch_in_epoch": self.step % self.per_epoch,
                  "wandb_id": self.wandb_id, "config": self.config}
         self.folder.save(state)
@@ -547,7 +537,7 @@ class DecoderRun(StepRun):
         self.sched.load_state_dict(trainer["sched"])
         if trainer.get("scaler"):
             self.scaler.load_state_dict(trainer["scaler"])
-        set_rng_state(state["rng"], self.device)
+        run.set_rng_state(state["rng"], self.device)
         self.step = self.saved_step = state["step"]
         log.info("resuming %s at step %d", self.folder.path, self.step)
         return state.get("wandb_id")

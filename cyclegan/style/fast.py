@@ -38,27 +38,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .. import config
+from .. import config, run
 from ..checkpoint import load_state
 from ..config import StyleTrainConfig, to_dict
 from ..data import EpochBatches, image_folder, load_image, sample_seed
 from ..errors import UserError
 from ..files import atomic_write
 from ..nst import VGGFeatures, gram_matrix, load_vgg19, resize_long_side, total_variation
-from ..run import (
-    STATE_FILE,
-    Progress,
-    RunFolder,
-    StepRun,
-    check_run_folder,
-    data_loader,
-    log_losses,
-    open_tracker,
-    resume_config,
-    rng_state,
-    set_rng_state,
-    versions,
-)
+from ..run import Progress, RunFolder, StepRun, check_run_folder, data_loader, log_losses, open_tracker
 from ..runtime import autocast, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -387,7 +374,7 @@ def train(cfg: StyleTrainConfig) -> StyleTrainResult:
     if cfg.add_style:
         cfg = grown_config(cfg)
     elif cfg.resume:
-        cfg = resume_config(cfg, RESUMABLE)
+        cfg = run.resume_config(cfg, RESUMABLE)
     config.validate(cfg)
     if not cfg.styles:
         raise UserError("give at least one --style image (several: one network for all of them)")
@@ -397,9 +384,9 @@ def train(cfg: StyleTrainConfig) -> StyleTrainResult:
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, exports=(EXPORT,)) as folder:
-        run = FastStyleRun(cfg, folder, files, device, precision)
-        interrupted = run.train()
-        return StyleTrainResult(folder.path, run.step, interrupted)
+        training = FastStyleRun(cfg, folder, files, device, precision)
+        interrupted = training.train()
+        return StyleTrainResult(folder.path, training.step, interrupted)
 
 
 def grown_config(cfg: StyleTrainConfig) -> StyleTrainConfig:
@@ -409,10 +396,10 @@ def grown_config(cfg: StyleTrainConfig) -> StyleTrainConfig:
         raise UserError("--add-style adds styles to a trained network: give --resume and the --name of its run")
     if not cfg.styles:
         raise UserError("--add-style: give the new style images with --style")
-    saved = resume_config(cfg, RESUMABLE)
+    saved = run.resume_config(cfg, RESUMABLE)
     if saved.method != "johnson":
         raise UserError(f"--add-style: {cfg.run_dir} trains an AdaIN decoder, which paints any style untrained")
-    step = load_state(cfg.run_dir / STATE_FILE)["step"]
+    step = load_state(cfg.run_dir / run.STATE_FILE)["step"]
     return replace(saved, styles=saved.styles + cfg.styles, frozen_styles=len(saved.styles), steps=step + cfg.steps)
 
 
@@ -447,7 +434,7 @@ class FastStyleRun(StepRun):
         self.loader = data_loader(dataset, sampler, cfg.workers, collate, pin_memory=device.type == "cuda")
         self.warned: set[str] = set()
         self.config = to_dict(cfg)
-        folder.write_config({**self.config, "versions": versions(), "method_defaults": DEFAULT_WEIGHTS,
+        folder.write_config({**self.config, "versions": run.versions(), "method_defaults": DEFAULT_WEIGHTS,
                              "files": {"content": str(Path(cfg.content).resolve()), "n_content": len(files)}})
         self.tracker = open_tracker(folder.path, cfg.wandb_mode, cfg.wandb_project, cfg.name, self.config, True,
                                     run_id=wandb_id)
@@ -511,7 +498,7 @@ class FastStyleRun(StepRun):
             return
         save_style_net(self.folder.path / EXPORT, self.net, self.spec, {"step": self.step, "name": self.cfg.name})
         self.folder.save({"trainer": {"net": self.net.state_dict(), "opt": self.opt.state_dict()},
-                          "rng": rng_state(self.device), "step": self.step, "epoch": self.epoch,
+                          "rng": run.rng_state(self.device), "step": self.step, "epoch": self.epoch,
                           "batch_in_epoch": self.batch_in_epoch, "wandb_id": self.wandb_id,
                           "config": self.config})
         self.saved_step = self.step
@@ -537,7 +524,7 @@ class FastStyleRun(StepRun):
         else:
             self.net.load_state_dict(state["trainer"]["net"])
             self.opt.load_state_dict(state["trainer"]["opt"])
-        set_rng_state(state["rng"], self.device)
+        run.set_rng_state(state["rng"], self.device)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.saved_step = None if grow else self.step
         log.info("resuming %s at step %d", self.folder.path, self.step)
