@@ -453,7 +453,6 @@ class StyleTrainConfig:
     checkpoints_dir: str = opt("checkpoints", "Root folder of runs.")
     add_style: bool = opt(False, "johnson, with --resume: add the --style images to the trained network, "
                           "training only their instance-norm (γ, β) for --steps more steps.")
-    frozen_styles: int = opt(0, cli=False)  # after --add-style: the first styles, trained before, stay as they are
     # data and losses
     image_size: int = opt(256, "Random crop size of the training images.", min=32)
     style_size: int | None = opt(None, "Long side of the style images (default: --image-size).", min=32)

@@ -391,7 +391,7 @@ def train(cfg: StyleTrainConfig) -> StyleTrainResult:
 
 def grown_config(cfg: StyleTrainConfig) -> StyleTrainConfig:
     """``--add-style``: the run's saved configuration with this invocation's --style images after its own
-    styles, which stay as they were trained (``frozen_styles``), and ``--steps`` more steps to train them."""
+    styles (which stay as they were trained: see ``frozen_styles``), and ``--steps`` more steps."""
     if not cfg.resume:
         raise UserError("--add-style adds styles to a trained network: give --resume and the --name of its run")
     if not cfg.styles:
@@ -400,7 +400,7 @@ def grown_config(cfg: StyleTrainConfig) -> StyleTrainConfig:
     if saved.method != "johnson":
         raise UserError(f"--add-style: {cfg.run_dir} trains an AdaIN decoder, which paints any style untrained")
     step = load_state(cfg.run_dir / run.STATE_FILE)["step"]
-    return replace(saved, styles=saved.styles + cfg.styles, frozen_styles=len(saved.styles), steps=step + cfg.steps)
+    return replace(saved, styles=saved.styles + cfg.styles, steps=step + cfg.steps)
 
 
 class FastStyleRun(StepRun):
@@ -411,9 +411,10 @@ class FastStyleRun(StepRun):
     def __init__(self, cfg: StyleTrainConfig, folder: RunFolder, files: list[Path], device: torch.device,
                  precision: str):
         self.cfg, self.folder, self.device, self.precision = cfg, folder, device, precision
-        self.frozen = cfg.frozen_styles  # styles trained before --add-style: they stay as they are
-        styles = load_styles(cfg.styles[self.frozen:], cfg.style_size or cfg.image_size, device)
+        state = folder.load() if cfg.resume else None
         self.spec = StyleNetSpec(n_styles=len(cfg.styles), styles=_style_names(cfg.styles))
+        self.frozen = frozen_styles(state, self.spec.n_styles)  # styles trained before --add-style
+        styles = load_styles(cfg.styles[self.frozen:], cfg.style_size or cfg.image_size, device)
         vgg = load_vgg19(cfg.vgg_weights, [CONTENT_LAYER, *STYLE_LAYERS], device=device)
         self.loss = PerceptualLoss(vgg, [None] * self.frozen + styles, loss_weights(cfg)).to(device)
         torch.manual_seed(cfg.seed)
@@ -423,7 +424,7 @@ class FastStyleRun(StepRun):
         self.step = self.epoch = self.batch_in_epoch = 0
         self.saved_step: int | None = None
         self.in_step = False  # between the start and the end of an update the state is not worth saving
-        wandb_id = self.restore() if cfg.resume else None
+        wandb_id = self.restore(state) if state else None
 
         dataset = ContentImages(files, cfg.image_size, cfg.seed)
         per_epoch = -(-len(files) // cfg.batch_size)
@@ -499,8 +500,8 @@ class FastStyleRun(StepRun):
         save_style_net(self.folder.path / EXPORT, self.net, self.spec, {"step": self.step, "name": self.cfg.name})
         self.folder.save({"trainer": {"net": self.net.state_dict(), "opt": self.opt.state_dict()},
                           "rng": run.rng_state(self.device), "step": self.step, "epoch": self.epoch,
-                          "batch_in_epoch": self.batch_in_epoch, "wandb_id": self.wandb_id,
-                          "config": self.config})
+                          "batch_in_epoch": self.batch_in_epoch, "frozen_styles": self.frozen,
+                          "wandb_id": self.wandb_id, "config": self.config})
         self.saved_step = self.step
 
     def trained_parameters(self) -> list[nn.Parameter]:
@@ -516,8 +517,7 @@ class FastStyleRun(StepRun):
             p.register_hook(lambda grad: torch.where(keep, grad, 0.0))
         return tables
 
-    def restore(self) -> str | None:
-        state = self.folder.load()
+    def restore(self, state: dict) -> str | None:
         grow = state_styles(state["trainer"]["net"]) < self.spec.n_styles  # the start of --add-style
         if grow:
             self.grow(state["trainer"]["net"])  # and a new optimiser, over the new styles' (γ, β) only
@@ -533,9 +533,6 @@ class FastStyleRun(StepRun):
 
     def grow(self, state: dict[str, torch.Tensor]) -> None:
         """Load the trained network and give each new style the (γ, β) of the nearest trained style."""
-        if state_styles(state) != self.frozen:
-            raise UserError(f"--add-style: {self.folder.path} holds a network of {state_styles(state)} styles "
-                            f"but its config.json lists {self.frozen}")
         sources = self.nearest_styles()
         grown = {}
         for name, v in state.items():
@@ -570,6 +567,15 @@ class FastStyleRun(StepRun):
 
 # The per-style instance-norm parameters, (γ, β): ``weight``/``bias`` of the ``in*`` modules.
 NORM_PARAM = re.compile(r"(^|\.)in\d+\.(weight|bias)$")
+
+
+def frozen_styles(state: dict | None, n_styles: int) -> int:
+    """How many of a run's ``n_styles`` stay as they were trained: when --add-style grows the saved network,
+    its styles; afterwards, what the state says."""
+    if state is None:
+        return 0
+    saved = state_styles(state["trainer"]["net"])
+    return saved if saved < n_styles else state.get("frozen_styles", 0)
 
 
 def state_styles(state: dict[str, torch.Tensor]) -> int:
