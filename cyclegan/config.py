@@ -471,8 +471,8 @@ class StyleTrainConfig:
     style_dir: str | None = opt(None, "adain: folder of style images (paintings) to train the decoder on.")
     name: str = opt("style", "Run name: the run lives in CHECKPOINTS_DIR/NAME.")
     checkpoints_dir: str = opt("checkpoints", "Root folder of runs.")
-    add_style: bool = opt(False, "johnson, with --resume: add the --style images to the trained CIN network, "
-                          "training only their instance-norm parameters.")
+    add_style: bool = opt(False, "johnson, with --resume: add the --style images to the trained network, "
+                          "training only their instance-norm (γ, β) for --steps more steps.")
     # data and losses
     image_size: int = opt(256, "Random crop size of the training images.", min=32)
     style_size: int | None = opt(None, "Long side of the style images (default: --image-size).", min=32)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
+import platform
+import random
 import shutil
 import signal
 import time
@@ -22,9 +25,11 @@ from pathlib import Path
 
 import torch
 
+from . import __version__
 from .checkpoint import load_state, save_state
+from .config import load_json
 from .errors import UserError
-from .files import remove_stale_temporaries, write_json
+from .files import DiskError, remove_stale_temporaries, write_json
 from .tracking import Tracker, progress_bar
 
 log = logging.getLogger(__name__)
@@ -244,3 +249,132 @@ def open_tracker(run_dir: Path, mode: str, project: str, name: str, config: dict
                  run_id: str | None = None) -> Tracker:
     """The W&B run inside the run folder (rank 0 only; the other ranks get a no-op tracker)."""
     return Tracker(run_dir, mode if main else "disabled", project, name, config, run_id=run_id)
+
+
+def resume_config(cfg, resumable: tuple[str, ...]):
+    """The saved configuration of the run in ``cfg.run_dir``, with this invocation's ``resumable`` options
+    (how it runs, not what it learns) applied; ``cfg`` is any training config with a ``run_dir``.
+
+    The run is the folder this invocation names, whatever name config.json holds: a copied or renamed run
+    resumes where it now is, and never writes into the folder it was copied from.
+    """
+    path = cfg.run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"--resume: no run to resume at {cfg.run_dir} ({CONFIG_FILE} missing)")
+    saved = load_json(type(cfg), path)
+    for key in resumable:
+        setattr(saved, key, getattr(cfg, key))
+    saved.name, saved.checkpoints_dir, saved.resume, saved.overwrite = cfg.name, cfg.checkpoints_dir, True, False
+    return saved
+
+
+def versions() -> dict:
+    """What config.json records of the software that trained a run."""
+    import torchvision
+
+    return {"cyclegan": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version()}
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":  # this process's GPU only: touching the others would start a context on each
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if "python" in state:
+        random.setstate(_as_tuple(state["python"]))
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+class StepRun:
+    """The training loop every training command shares; a subclass is one command's run.
+
+    The subclass sets ``cfg`` (with ``name``, ``checkpoints_dir``, ``log_every``, ``sample_every``,
+    ``save_every``), ``folder``, ``loader``, ``tracker``, ``step``, ``total_steps`` (the progress bar's
+    end) and ``stop_at`` (where this invocation stops), ``saved_step`` (the step latest.pt holds) and
+    ``in_step``, and provides ``train_step(batch)`` (one update; returns the losses and sets ``in_step``
+    while the state is half updated), ``log``, ``save_sample`` and ``save`` (exports, then latest.pt).
+    """
+
+    command = "train"  # the CLI command that continues the run, for the message after Ctrl-C
+    main = True  # whether this process writes (rank 0)
+
+    def train(self) -> bool:
+        """Train to ``stop_at`` or until a stop signal; save at the end. Returns whether it was interrupted."""
+        cfg, interrupted = self.cfg, False
+        progress = Progress(cfg.name, self.total_steps, self.step, enabled=self.main)
+        try:
+            with StopSignal() as stop, progress, batches(self.loader) as data:
+                for batch in data if self.step < self.stop_at else []:
+                    losses = self.train_step(batch)
+                    progress.advance()
+                    if self.main and (self.step % cfg.log_every == 0 or self.step == self.stop_at):
+                        self.log(losses, progress)
+                    if self.main and (self.step == 1 or self.step % cfg.sample_every == 0
+                                      or self.step == self.stop_at):
+                        self.save_sample()
+                    self.end_of_step(progress)
+                    if self.agree(stop.received is not None):
+                        interrupted = True
+                        break
+                    if self.step >= self.stop_at:
+                        break
+        except BaseException as e:
+            self.save_after_error(e)
+            raise
+        finally:
+            self.tracker.finish()
+        self.save()
+        if self.main and interrupted:
+            log.warning("interrupted at step %d; continue with: cyclegan %s --name %s --checkpoints-dir %s "
+                        "--resume", self.step, self.command, cfg.name, cfg.checkpoints_dir)
+        elif self.main:
+            log.info("done: %d steps; %s", self.step, self.outputs())
+        return interrupted
+
+    def end_of_step(self, progress: Progress) -> None:
+        """After each step: save every ``save_every`` steps (an epoch-based run overrides this)."""
+        if self.step % self.cfg.save_every == 0:
+            self.save()
+
+    def agree(self, stop: bool) -> bool:
+        """Whether to stop now (several processes must agree: see CycleGANRun)."""
+        return stop
+
+    def outputs(self) -> str:
+        return f"run in {self.folder.path}"
+
+    def save_after_error(self, error: BaseException) -> None:
+        """Keep what was learned when training stops by an error between steps (the state is consistent):
+        not in the middle of an update, and not when the disk is what failed."""
+        if self.in_step or isinstance(error, DiskError) or self.saved_step == self.step:
+            return
+        try:
+            self.save()
+        except UserError as e:
+            log.warning("could not save progress: %s", e)
+            return
+        if self.main:
+            log.warning("stopped by an error; progress saved to %s (continue with --resume)",
+                        self.folder.path / STATE_FILE)
+
+
+def log_losses(run: StepRun, losses: dict[str, torch.Tensor], progress: Progress, prefix: str = "",
+               extra: dict | None = None) -> dict[str, float]:
+    """Show and log ``losses`` (one host sync per logging interval); warn when one is not finite."""
+    values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(), strict=True))
+    info = " ".join(f"{k} {v:.3f}" for k, v in values.items())
+    rate = progress.report(run.step, run.total_steps, f"{prefix}{info}")
+    run.tracker.log({**{f"loss/{k}": v for k, v in values.items()}, **(extra or {}), "it_per_s": rate}, run.step)
+    if not all(math.isfinite(v) for v in values.values()):
+        log.warning("non-finite loss at step %d: %s", run.step, values)
+    return values

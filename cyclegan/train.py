@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
 import random
 from dataclasses import dataclass
 from itertools import chain
@@ -20,15 +19,15 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
-from . import __version__, config, distributed
+from . import config, distributed, run
 from .checkpoint import save_generator
-from .config import TrainConfig, load_json, to_dict
+from .config import TrainConfig, to_dict
 from .data import Augment, EpochBatches, UnpairedDataset, collate, domain_folder, sample_seed
 from .errors import UserError
-from .files import DiskError, atomic_write
+from .files import atomic_write
 from .losses import discriminator_adv_loss, generator_adv_loss, l1
 from .models import GeneratorSpec, build_discriminator, build_generator
-from .run import Progress, RunFolder, StopSignal, batches, check_run_folder, data_loader, open_tracker
+from .run import Progress, RunFolder, StepRun, check_run_folder, data_loader, log_losses, open_tracker
 from .runtime import autocast, compile_problem, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -275,24 +274,6 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
 
 
-def rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if device.type == "cuda":  # this process's GPU only: touching the others would start a context on each
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(_as_tuple(state["python"]))
-    if "cuda" in state and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _as_tuple(x):
-    return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
-
-
 def sample_grid(images: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Rows: real A | fake B | reconstructed A, and real B | fake A | reconstructed B (first image).
 
@@ -320,22 +301,6 @@ def validate(cfg: TrainConfig) -> None:
 # Options that may change when a run is resumed: how it runs, not what it learns.
 RESUMABLE_OVERRIDES = ("max_steps", "device", "workers", "wandb_mode", "log_every", "sample_every", "save_every",
                        "compile", "eval_every", "test_dir", "inception")
-
-
-def resume_config(cfg: TrainConfig) -> TrainConfig:
-    """The saved configuration of the run in ``cfg.run_dir``, with this invocation's runtime options applied.
-
-    The run is the folder this invocation names, whatever name config.json holds: a copied or renamed run
-    resumes where it now is, and never writes into the folder it was copied from.
-    """
-    path = cfg.run_dir / "config.json"
-    if not path.is_file():
-        raise UserError(f"--resume: no run to resume at {cfg.run_dir} (config.json missing)")
-    saved = load_json(TrainConfig, path)
-    for key in RESUMABLE_OVERRIDES:
-        setattr(saved, key, getattr(cfg, key))
-    saved.name, saved.checkpoints_dir, saved.resume, saved.overwrite = cfg.name, cfg.checkpoints_dir, True, False
-    return saved
 
 
 def seed_rank(trainer: Trainer, seed: int) -> None:
@@ -368,7 +333,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if main:  # before reading config.json or any folder: the clearest message comes first
         check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)
     if cfg.resume:
-        cfg = resume_config(cfg)
+        cfg = run.resume_config(cfg, RESUMABLE_OVERRIDES)
     elif not cfg.domain_a or not cfg.domain_b:
         raise UserError("--domainA and --domainB are required (or --resume with the --name of a run)")
     validate(cfg)
@@ -381,7 +346,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         evaluator = training_eval(cfg, device, precision) if cfg.eval_every and main else None
         exports = tuple(file for file, _, _ in EXPORTS)
         with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, main, exports) as folder:
-            return CycleGANRun(cfg, folder, files_a, files_b, world, device, precision, evaluator).train()
+            training = CycleGANRun(cfg, folder, files_a, files_b, world, device, precision, evaluator)
+            interrupted = training.train()
+            # torchrun stops all ranks when one exits with an error (130 here): not before rank 0 saved
+            world.barrier()
+            return TrainResult(folder.path, training.step, training.epoch, interrupted)
     finally:
         distributed.shutdown(world)
 
@@ -395,8 +364,9 @@ def training_eval(cfg: TrainConfig, device: torch.device, precision: str):
                         resume=cfg.resume)
 
 
-class CycleGANRun:
-    """One training run: the trainer, its data, where it stands (step, epoch), saving, and the loop."""
+class CycleGANRun(StepRun):
+    """One training run: the trainer, its data, where it stands (step, epoch) and saving; the loop is
+    ``StepRun``'s, with the epoch's end (learning-rate decay, snapshots, evaluation) after its last step."""
 
     def __init__(self, cfg: TrainConfig, folder: RunFolder, files_a: list[Path], files_b: list[Path],
                  world: distributed.World, device: torch.device, precision: str, evaluator=None):
@@ -420,12 +390,13 @@ class CycleGANRun:
                                self.batch_in_epoch, rank=world.rank, world_size=world.world_size)
         self.steps_per_epoch = sampler.batches_per_epoch
         self.total_steps = min(cfg.total_epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
+        self.stop_at = self.total_steps
         self.loader = data_loader(dataset, sampler, cfg.workers, collate, pin_memory=device.type == "cuda")
         self.warned: set[str] = set()
         self.in_step = False  # between the start and the end of an update the state is not worth saving
 
         self.config = to_dict(cfg)
-        folder.write_config({**self.config, "versions": _versions(), "world_size": world.world_size,
+        folder.write_config({**self.config, "versions": run.versions(), "world_size": world.world_size,
                              "files": {"domain_a": str(Path(cfg.domain_a).resolve()),
                                        "domain_b": str(Path(cfg.domain_b).resolve()),
                                        "n_a": len(files_a), "n_b": len(files_b)}})
@@ -437,42 +408,17 @@ class CycleGANRun:
                      cfg.name, len(files_a), len(files_b), self.steps_per_epoch, cfg.total_epochs, device,
                      self.precision, f", {world.world_size} processes" if world.enabled else "")
 
-    def train(self) -> TrainResult:
-        cfg, interrupted = self.cfg, False
-        progress = Progress(cfg.name, self.total_steps, self.step, enabled=self.main)
-        try:
-            with StopSignal() as stop, progress, batches(self.loader) as data:
-                for batch in data if self.step < self.total_steps else []:
-                    losses = self.train_step(batch)
-                    progress.advance()
-                    if self.main and (self.step % cfg.log_every == 0 or self.step == self.total_steps):
-                        self.log_losses(losses, progress)
-                    if self.main and (self.step == 1 or self.step % cfg.sample_every == 0
-                                      or self.step == self.total_steps):
-                        self.save_sample()
-                    if self.batch_in_epoch == self.steps_per_epoch:
-                        self.end_epoch()
-                        progress.describe(f"{cfg.name} epoch {min(self.epoch + 1, cfg.total_epochs)}")
-                    # A signal may reach one rank only, or the ranks at different steps: all stop at the same one.
-                    if self.world.any(stop.received is not None):
-                        interrupted = True
-                        break
-                    if self.step >= self.total_steps:
-                        break
-        except BaseException as e:
-            self.save_after_error(e)
-            raise
-        finally:
-            self.tracker.finish()
-        self.save()
-        if self.main and interrupted:
-            log.warning("interrupted at step %d; continue with: cyclegan train --name %s --checkpoints-dir %s "
-                        "--resume", self.step, cfg.name, cfg.checkpoints_dir)
-        elif self.main:
-            log.info("done: %d steps; generators in %s", self.step, self.folder.path)
-        # torchrun stops all ranks when one exits with an error (130 here): not before rank 0 saved
-        self.world.barrier()
-        return TrainResult(self.folder.path, self.step, self.epoch, interrupted)
+    def end_of_step(self, progress: Progress) -> None:
+        if self.batch_in_epoch == self.steps_per_epoch:
+            self.end_epoch()
+            progress.describe(f"{self.cfg.name} epoch {min(self.epoch + 1, self.cfg.total_epochs)}")
+
+    def agree(self, stop: bool) -> bool:
+        # A signal may reach one rank only, or the ranks at different steps: all stop at the same one.
+        return self.world.any(stop)
+
+    def outputs(self) -> str:
+        return f"generators in {self.folder.path}"
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         for msg in batch["bad"]:
@@ -508,15 +454,9 @@ class CycleGANRun:
             nets = self.trainer.nets
             self.tracker.log(self.evaluator(nets.G_AB, nets.G_BA, self.trainer.spec, self.epoch, self.step), self.step)
 
-    def log_losses(self, losses: dict[str, torch.Tensor], progress: Progress) -> None:
-        values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(),
-                          strict=True))  # one host sync per logging interval
-        info = " ".join(f"{k} {v:.3f}" for k, v in values.items())
-        rate = progress.report(self.step, self.total_steps, f"epoch {self.epoch + 1}  {info}")
-        self.tracker.log({**{f"loss/{k}": v for k, v in values.items()}, "lr": self.trainer.lr,
-                          "epoch": self.epoch + 1, "it_per_s": rate}, self.step)
-        if not all(math.isfinite(v) for v in values.values()):
-            log.warning("non-finite loss at step %d: %s", self.step, values)
+    def log(self, losses: dict[str, torch.Tensor], progress: Progress) -> None:
+        extra = {"lr": self.trainer.lr, "epoch": self.epoch + 1}
+        log_losses(self, losses, progress, f"epoch {self.epoch + 1}  ", extra)
 
     def save_sample(self) -> None:
         from torchvision.utils import save_image
@@ -530,7 +470,7 @@ class CycleGANRun:
     # ---- saving and restoring: the generators first, then latest.pt, the commit point
 
     def state_dict(self) -> dict:
-        return {"trainer": self.trainer.state_dict(), "rng": rng_state(self.device), "step": self.step,
+        return {"trainer": self.trainer.state_dict(), "rng": run.rng_state(self.device), "step": self.step,
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "world_size": self.world.world_size,
                 "wandb_id": self.wandb_id, "config": self.config, "run_dir": str(self.folder.path.resolve())}
 
@@ -554,7 +494,7 @@ class CycleGANRun:
         """Continue from latest.pt; returns the W&B run id to continue."""
         state = self.folder.load()
         self.trainer.load_state_dict(state["trainer"])
-        set_rng_state(state["rng"], self.device)
+        run.set_rng_state(state["rng"], self.device)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.saved_step = self.step
         if self.main:
@@ -573,19 +513,6 @@ class CycleGANRun:
                             "approximate (the next epochs are exact)", saved_world, self.world.world_size)
         return wandb_id
 
-    def save_after_error(self, error: BaseException) -> None:
-        """Keep what was learned when training stops by an error between steps (the state is consistent)."""
-        if self.in_step or isinstance(error, DiskError) or self.saved_step == self.step:
-            return
-        try:
-            self.save()
-        except UserError as e:
-            log.warning("could not save progress: %s", e)
-            return
-        if self.main:
-            log.warning("stopped by an error; progress saved to %s (continue with --resume)",
-                        self.folder.path / "latest.pt")
-
 
 def _export_step(path: Path) -> str | None:
     """The step a generator export was written at, from its metadata (None when unreadable)."""
@@ -594,10 +521,3 @@ def _export_step(path: Path) -> str | None:
             return (f.metadata() or {}).get("step")
     except Exception:  # missing or damaged: export again
         return None
-
-
-def _versions() -> dict:
-    import torchvision
-
-    return {"cyclegan": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version()}

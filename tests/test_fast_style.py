@@ -244,6 +244,77 @@ def test_cin_styles_by_index_name_and_mix(tmp_path, data, tiny_vgg):
     assert result.exit_code == 2 and "waves" in result.output
 
 
+def test_add_style_trains_only_the_new_style_and_the_grown_run_resumes(tmp_path, data, tiny_vgg):
+    photos, styles = data
+    sky = write_image(tmp_path / "styles" / "sky.png", size=(36, 36), seed=20)
+    fast.train(style_cfg(tmp_path, photos, styles, tiny_vgg, name="grow", steps=4))
+    run = tmp_path / "runs" / "grow"
+    before = load_file(run / "style.safetensors")
+    for key in ("0", "1"):
+        translate(run, photos, tmp_path / f"before_{key}", "--style", key)
+
+    add = dict(name="grow", checkpoints_dir=str(tmp_path / "runs"), resume=True, add_style=True, styles=[str(sky)],
+               steps=4, workers=0, device="cpu", precision="fp32", wandb_mode="disabled")
+    result = fast.train(StyleTrainConfig(**add, max_steps=6))  # stops half-way: the plain resume below goes on
+    assert result.step == 6
+    state = load_state(run / "latest.pt")
+    assert state["step"] == 6 and state["trainer"]["net"]["in1.weight"].shape == (3, 32)
+    # only the (γ, β) tables are optimised
+    assert len(state["trainer"]["opt"]["param_groups"][0]["params"]) == len(
+        [k for k in before if fast.NORM_PARAM.search(k)])
+    fast.train(StyleTrainConfig(name="grow", checkpoints_dir=str(tmp_path / "runs"), resume=True, workers=0,
+                                device="cpu", precision="fp32", wandb_mode="disabled"))
+    assert load_state(run / "latest.pt")["step"] == 8
+    after = load_file(run / "style.safetensors")
+    for k, v in before.items():
+        if fast.NORM_PARAM.search(k):
+            assert torch.equal(after[k][:2], v), k  # the trained styles' rows, bit for bit
+        else:
+            assert torch.equal(after[k], v), k  # every shared parameter is frozen
+    spec = fast.StyleNetSpec.from_dict(__import__("json").loads(
+        __import__("safetensors").safe_open(str(run / "style.safetensors"), "pt").metadata()[fast.SPEC_KEY]))
+    assert spec.n_styles == 3 and spec.styles == ["waves", "stars", "sky"]
+    for key in ("0", "1"):
+        translate(run, photos, tmp_path / f"after_{key}", "--style", key)
+        assert np.array_equal(read_rgb(tmp_path / f"after_{key}" / "img_000.png"),
+                              read_rgb(tmp_path / f"before_{key}" / "img_000.png"))
+    translate(run, photos, tmp_path / "sky", "--style", "sky")
+    sky_out = read_rgb(tmp_path / "sky" / "img_000.png")
+    assert not any(np.array_equal(sky_out, read_rgb(tmp_path / f"after_{k}" / "img_000.png")) for k in "01")
+
+
+def test_add_style_starts_from_the_nearest_style_or_the_mean(tmp_path, data, tiny_vgg, caplog):
+    caplog.set_level("INFO")
+    photos, styles = data
+    fast.train(style_cfg(tmp_path, photos, styles, tiny_vgg, name="near", steps=2))
+    run = tmp_path / "runs" / "near"
+    trained = load_file(run / "style.safetensors")["in1.weight"]
+    copy = tmp_path / "stars_again.png"
+    copy.write_bytes(styles[1].read_bytes())  # the same picture as "stars": nearest to it, at distance 0
+    add = dict(name="near", checkpoints_dir=str(tmp_path / "runs"), resume=True, add_style=True,
+               styles=[str(copy)], steps=1, max_steps=2, workers=0, device="cpu", precision="fp32",
+               wandb_mode="disabled")
+    assert fast.train(StyleTrainConfig(**add)).step == 2  # grown and saved, not trained: what it started from
+    grown = load_file(run / "style.safetensors")["in1.weight"]
+    assert torch.allclose(grown[2], trained[1], atol=1e-6)
+    assert "starts from the (γ, β) of stars" in caplog.text
+
+    for s in styles:
+        s.unlink()  # the images of the trained styles are gone: the mean, with a warning
+    fast.train(StyleTrainConfig(**{**add, "styles": [str(copy)]}))
+    grown2 = load_file(run / "style.safetensors")["in1.weight"]
+    assert grown2.shape == (4, 32)
+    assert torch.allclose(grown2[3], grown[:3].mean(0), atol=1e-6)
+    assert "are gone" in caplog.text
+
+
+def test_add_style_needs_resume_and_new_styles(tmp_path, data, tiny_vgg):
+    photos, styles = data
+    result = runner.invoke(app, ["train-style", "--add-style", "--style", str(styles[0]), "--name", "x",
+                                 "--checkpoints-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--resume" in result.output
+
+
 def test_train_style_cli_and_sigint_checkpoint(tmp_path, data, tiny_vgg):
     photos, styles = data
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}

@@ -23,7 +23,8 @@ from cyclegan.cli import app
 from cyclegan.config import TrainConfig
 from cyclegan.errors import UserError
 from cyclegan.files import DiskError
-from cyclegan.run import RunFolder, check_run_folder
+from cyclegan.run import RunFolder, StepRun, check_run_folder
+from cyclegan.tracking import Tracker
 from cyclegan.train import train
 from tests.conftest import REPO, make_folder
 from tests.test_train import TINY, train_cli
@@ -243,3 +244,52 @@ def test_run_folder_writes_nothing_on_other_ranks(tmp_path):
         folder.write_config({"a": 1})
         folder.save({"step": 1})
     assert not (tmp_path / "r").exists()
+
+
+class CountingRun(StepRun):
+    """The smallest StepRun: each batch is one step; it records what the loop asked of it."""
+
+    def __init__(self, tmp_path, stop_at, fail_at=None, fail_in_step=False, error=RuntimeError("boom")):
+        self.cfg = TrainConfig(name="count", checkpoints_dir=str(tmp_path), log_every=2, sample_every=3,
+                               save_every=4)
+        self.folder = RunFolder(tmp_path / "count", resume=False)
+        self.loader, self.tracker = list(range(100)), Tracker(tmp_path, "disabled", "p", "count", {})
+        self.step, self.total_steps, self.stop_at, self.saved_step, self.in_step = 0, stop_at, stop_at, None, False
+        self.fail_at, self.fail_in_step, self.error = fail_at, fail_in_step, error
+        self.calls: list[tuple[str, int]] = []
+
+    def train_step(self, batch):
+        if self.step + 1 == self.fail_at:
+            self.in_step = self.fail_in_step
+            raise self.error
+        self.step += 1
+        return {"loss": torch.tensor(1.0)}
+
+    def log(self, losses, progress):
+        self.calls.append(("log", self.step))
+
+    def save_sample(self):
+        self.calls.append(("sample", self.step))
+
+    def save(self):
+        self.calls.append(("save", self.step))
+        self.saved_step = self.step
+
+
+def test_step_run_logs_samples_and_saves_on_its_intervals_and_at_the_end(tmp_path):
+    run = CountingRun(tmp_path, stop_at=9)
+    assert run.train() is False and run.step == 9
+    assert [s for c, s in run.calls if c == "log"] == [2, 4, 6, 8, 9]
+    assert [s for c, s in run.calls if c == "sample"] == [1, 3, 6, 9]
+    assert [s for c, s in run.calls if c == "save"] == [4, 8, 9]
+
+
+@pytest.mark.parametrize(("error", "in_step", "saved"), [(RuntimeError("boom"), False, True),
+                                                        (RuntimeError("boom"), True, False),
+                                                        (DiskError("disk full"), False, False)])
+def test_step_run_saves_after_an_error_only_between_steps_and_not_when_the_disk_failed(tmp_path, error, in_step,
+                                                                                       saved):
+    run = CountingRun(tmp_path, stop_at=9, fail_at=6, fail_in_step=in_step, error=error)
+    with pytest.raises(type(error)):
+        run.train()
+    assert (("save", 5) in run.calls) is saved

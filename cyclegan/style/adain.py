@@ -35,13 +35,15 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from .. import run
 from ..checkpoint import read_state_dict
-from ..config import ADAIN_MIN_SIZE, StyleTrainConfig, StylizeConfig, load_json, to_dict, validate
+from ..config import ADAIN_MIN_SIZE, StyleTrainConfig, StylizeConfig, to_dict, validate
 from ..data import Augment, EpochBatches, UnpairedDataset, collate, image_folder, load_image, sample_seed
 from ..errors import UserError
 from ..files import DiskError, atomic_write
 from ..outputs import plan_outputs, write_image
 from ..progress import progress_bar
+from ..run import Progress, RunFolder, StepRun, check_run_folder, data_loader, log_losses, open_tracker
 from ..runtime import autocast, resolve_device, resolve_precision
 from ..summary import Summary
 
@@ -414,15 +416,9 @@ def train_decoder(cfg: StyleTrainConfig) -> DecoderResult:
     starts from random weights. The run folder holds ``config.json``, ``latest.pt`` (the exact state) and
     ``decoder.safetensors``, which ``stylize --method adain --decoder-weights RUN`` uses.
     """
-    from ..run import RunFolder, check_run_folder
-
     check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)  # the clearest message first
     if cfg.resume:
-        saved = load_json(StyleTrainConfig, cfg.run_dir / "config.json")
-        for key in RESUMABLE:
-            setattr(saved, key, getattr(cfg, key))
-        saved.name, saved.checkpoints_dir, saved.resume, saved.overwrite = cfg.name, cfg.checkpoints_dir, True, False
-        cfg = saved
+        cfg = run.resume_config(cfg, RESUMABLE)
     check_train_config(cfg)
     content = image_folder(cfg.content, "content folder")
     styles = image_folder(cfg.style_dir, "style folder")
@@ -433,16 +429,18 @@ def train_decoder(cfg: StyleTrainConfig) -> DecoderResult:
 
         enc = load_encoder(adain_weights("vgg"))
     with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, exports=(DECODER_FILE,)) as folder:
-        return DecoderRun(cfg, folder, content, styles, enc, device).train()
+        training = DecoderRun(cfg, folder, content, styles, enc, device)
+        interrupted = training.train()
+        return DecoderResult(folder.path, training.step, interrupted)
 
 
-class DecoderRun:
-    """One decoder training run: networks, optimiser, data, where it stands, saving, and the loop."""
+class DecoderRun(StepRun):
+    """One decoder training run: networks, optimiser, data, where it stands, saving (the loop: ``StepRun``)."""
+
+    command = "train-style --method adain"
 
     def __init__(self, cfg: StyleTrainConfig, folder, content: list[Path], styles: list[Path],
                  enc: nn.Sequential, device: torch.device):
-        from ..run import data_loader, open_tracker
-
         self.cfg, self.folder, self.device = cfg, folder, device
         self.precision = resolve_precision(cfg.precision, device)
         self.weights = (CONTENT_WEIGHT if cfg.content_weight is None else cfg.content_weight,
@@ -466,6 +464,7 @@ class DecoderRun:
         sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, epoch, math.ceil(cfg.steps / self.per_epoch),
                                batch)
         self.loader = data_loader(dataset, sampler, cfg.workers, collate, pin_memory=device.type == "cuda")
+        self.total_steps = cfg.steps
         self.stop_at = min(cfg.steps, self.step + (cfg.max_steps or cfg.steps))
         self.config = to_dict(cfg)
         folder.write_config({**self.config, "files": {"content": len(content), "styles": len(styles)}})
@@ -475,39 +474,6 @@ class DecoderRun:
         self.warned: set[str] = set()
         log.info("training AdaIN decoder %s: %d content / %d style images, steps %d to %d, device %s, %s",
                  cfg.name, len(content), len(styles), self.step, self.stop_at, device, self.precision)
-
-    def train(self) -> DecoderResult:
-        from ..run import Progress, StopSignal, batches
-
-        cfg, interrupted = self.cfg, False
-        progress = Progress(cfg.name, cfg.steps, self.step, enabled=True)
-        try:
-            with StopSignal() as stop, progress, batches(self.loader) as data:
-                for batch in data if self.step < self.stop_at else []:
-                    values = self.train_step(batch)
-                    progress.advance()
-                    if self.step % cfg.log_every == 0 or self.step == self.stop_at:
-                        self.log(values, progress)
-                    if self.step == 1 or self.step % cfg.sample_every == 0 or self.step == self.stop_at:
-                        self.save_sample()
-                    if self.step % cfg.save_every == 0:
-                        self.save()
-                    if stop.received is not None:
-                        interrupted = True
-                        break
-                    if self.step >= self.stop_at:
-                        break
-        except BaseException as e:
-            if not self.in_step and not isinstance(e, DiskError):
-                self.save()  # the state between steps is consistent: keep what was learned
-            raise
-        finally:
-            self.tracker.finish()
-        self.save()
-        if interrupted:
-            log.warning("interrupted at step %d; continue with: cyclegan train-style --method adain --name %s "
-                        "--checkpoints-dir %s --resume", self.step, cfg.name, cfg.checkpoints_dir)
-        return DecoderResult(self.folder.path, self.step, interrupted)
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         for msg in batch["bad"]:
@@ -531,11 +497,11 @@ class DecoderRun:
         self.last_batch = (content, style)
         return {"content": loss_c.detach(), "style": loss_s.detach()}
 
-    def log(self, values: dict[str, torch.Tensor], progress) -> None:
-        numbers = {k: float(v) for k, v in values.items()}
-        rate = progress.report(self.step, self.cfg.steps, " ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
-        self.tracker.log({**{f"loss/{k}": v for k, v in numbers.items()}, "lr": self.opt.param_groups[0]["lr"],
-                          "it_per_s": rate}, self.step)
+    def log(self, losses: dict[str, torch.Tensor], progress: Progress) -> None:
+        log_losses(self, losses, progress, extra={"lr": self.opt.param_groups[0]["lr"]})
+
+    def outputs(self) -> str:
+        return f"decoder in {self.folder.path / DECODER_FILE}"
 
     def save_sample(self) -> None:
         """Rows: content | style | decoded, for up to four images of the last batch."""
@@ -557,7 +523,7 @@ class DecoderRun:
         save_decoder(self.folder.path / DECODER_FILE, self.decoder, {"step": self.step, "name": self.cfg.name})
         state = {"trainer": {"decoder": self.decoder.state_dict(), "opt": self.opt.state_dict(),
                              "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict()},
-                 "rng": {"torch": torch.get_rng_state()}, "step": self.step, "epoch": self.step // self.per_epoch,
+                 "rng": run.rng_state(self.device), "step": self.step, "epoch": self.step // self.per_epoch,
                  "batch_in_epoch": self.step % self.per_epoch,
                  "wandb_id": self.wandb_id, "config": self.config}
         self.folder.save(state)
@@ -571,7 +537,7 @@ class DecoderRun:
         self.sched.load_state_dict(trainer["sched"])
         if trainer.get("scaler"):
             self.scaler.load_state_dict(trainer["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
+        run.set_rng_state(state["rng"], self.device)
         self.step = self.saved_step = state["step"]
         log.info("resuming %s at step %d", self.folder.path, self.step)
         return state.get("wandb_id")

@@ -29,7 +29,7 @@ import logging
 import math
 import random
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +38,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .. import config
-from ..config import StyleTrainConfig, load_json, to_dict
+from .. import config, run
+from ..checkpoint import load_state
+from ..config import StyleTrainConfig, to_dict
 from ..data import EpochBatches, image_folder, load_image, sample_seed
 from ..errors import UserError
 from ..files import atomic_write
 from ..nst import VGGFeatures, gram_matrix, load_vgg19, resize_long_side, total_variation
-from ..run import Progress, RunFolder, StopSignal, batches, check_run_folder, data_loader, open_tracker
+from ..run import Progress, RunFolder, StepRun, check_run_folder, data_loader, log_losses, open_tracker
 from ..runtime import autocast, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,7 @@ def transformer_from_state_dict(state: dict[str, torch.Tensor], spec: StyleNetSp
                                 where: str = "style network") -> tuple[TransformerNet, StyleNetSpec]:
     """A TransformerNet holding ``state`` (stale running-stat keys dropped): ``(net.eval(), spec)``."""
     state = {k: v for k, v in state.items() if not STALE_KEY.search(k)}
-    w = state.get("in1.weight")
-    n = 1 if w is None or w.dim() == 1 else w.shape[0]
+    n = state_styles(state) if "in1.weight" in state else 1
     spec = spec or StyleNetSpec(n_styles=n, styles=[str(i) for i in range(n)])
     if spec.n_styles != n:
         raise UserError(f"{where}: its metadata names {spec.n_styles} styles but its weights hold {n}")
@@ -252,12 +252,17 @@ def _style_index(spec: StyleNetSpec, name: str) -> int:
 class PerceptualLoss(nn.Module):
     """Johnson et al.'s loss of a batch painted in style ``s``: VGG content + Gram style + TV."""
 
-    def __init__(self, vgg: nn.Sequential, styles: list[torch.Tensor], weights: dict[str, float]):
+    def __init__(self, vgg: nn.Sequential, styles: list[torch.Tensor | None], weights: dict[str, float]):
         super().__init__()
         self.extractor = VGGFeatures(vgg, [CONTENT_LAYER, *STYLE_LAYERS])
         self.weights = weights
-        with torch.no_grad():  # the Gram targets: one set per style image ([1, 3, H, W] in [0, 1])
-            self.grams = [{n: gram_matrix(f[n]) for n in STYLE_LAYERS} for f in map(self.extractor, styles)]
+        # The Gram targets: one set per style image ([1, 3, H, W] in [0, 1]; None: a style not trained here)
+        self.grams = [None if img is None else self.style_grams(img) for img in styles]
+
+    @torch.no_grad()
+    def style_grams(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.extractor(img)
+        return {n: gram_matrix(feats[n]) for n in STYLE_LAYERS}
 
     def forward(self, y: torch.Tensor, x: torch.Tensor, s: int) -> dict[str, torch.Tensor]:
         """``y``: the network's output, ``x``: its input, both RGB 0..255."""
@@ -356,15 +361,6 @@ RESUMABLE = ("max_steps", "workers", "device", "precision", "save_every", "sampl
              "wandb_mode", "wandb_project")
 
 
-def resume_config(cfg: StyleTrainConfig) -> StyleTrainConfig:
-    """The saved configuration of the run in ``cfg.run_dir``, with this invocation's runtime options."""
-    saved = load_json(StyleTrainConfig, cfg.run_dir / "config.json")
-    for key in RESUMABLE:
-        setattr(saved, key, getattr(cfg, key))
-    saved.name, saved.checkpoints_dir, saved.resume, saved.overwrite = cfg.name, cfg.checkpoints_dir, True, False
-    return saved
-
-
 @dataclass
 class StyleTrainResult:
     run_dir: Path
@@ -376,9 +372,9 @@ def train(cfg: StyleTrainConfig) -> StyleTrainResult:
     """Train (or with ``cfg.resume`` continue) a fast style network in ``cfg.run_dir``."""
     check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)  # the clearest message first
     if cfg.add_style:
-        raise UserError("--add-style is not available yet: train a network with all its --style images")
-    if cfg.resume:
-        cfg = resume_config(cfg)
+        cfg = grown_config(cfg)
+    elif cfg.resume:
+        cfg = run.resume_config(cfg, RESUMABLE)
     config.validate(cfg)
     if not cfg.styles:
         raise UserError("give at least one --style image (several: one network for all of them)")
@@ -388,39 +384,58 @@ def train(cfg: StyleTrainConfig) -> StyleTrainResult:
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, exports=(EXPORT,)) as folder:
-        return FastStyleRun(cfg, folder, files, device, precision).train()
+        training = FastStyleRun(cfg, folder, files, device, precision)
+        interrupted = training.train()
+        return StyleTrainResult(folder.path, training.step, interrupted)
 
 
-class FastStyleRun:
-    """One training run of a (conditional) transformer network: data, loss, saving, the loop."""
+def grown_config(cfg: StyleTrainConfig) -> StyleTrainConfig:
+    """``--add-style``: the run's saved configuration with this invocation's --style images after its own
+    styles (which stay as they were trained: see ``frozen_styles``), and ``--steps`` more steps."""
+    if not cfg.resume:
+        raise UserError("--add-style adds styles to a trained network: give --resume and the --name of its run")
+    if not cfg.styles:
+        raise UserError("--add-style: give the new style images with --style")
+    saved = run.resume_config(cfg, RESUMABLE)
+    if saved.method != "johnson":
+        raise UserError(f"--add-style: {cfg.run_dir} trains an AdaIN decoder, which paints any style untrained")
+    step = load_state(cfg.run_dir / run.STATE_FILE)["step"]
+    return replace(saved, styles=saved.styles + cfg.styles, steps=step + cfg.steps)
+
+
+class FastStyleRun(StepRun):
+    """One training run of a (conditional) transformer network: data, loss, saving (the loop: ``StepRun``)."""
+
+    command = "train-style"
 
     def __init__(self, cfg: StyleTrainConfig, folder: RunFolder, files: list[Path], device: torch.device,
                  precision: str):
-        from ..train import _versions
-
         self.cfg, self.folder, self.device, self.precision = cfg, folder, device, precision
-        styles = load_styles(cfg.styles, cfg.style_size or cfg.image_size, device)
-        self.spec = StyleNetSpec(n_styles=len(styles), styles=_style_names(cfg.styles))
+        state = folder.load() if cfg.resume else None
+        self.spec = StyleNetSpec(n_styles=len(cfg.styles), styles=_style_names(cfg.styles))
+        self.frozen = frozen_styles(state, self.spec.n_styles)  # styles trained before --add-style
+        styles = load_styles(cfg.styles[self.frozen:], cfg.style_size or cfg.image_size, device)
         vgg = load_vgg19(cfg.vgg_weights, [CONTENT_LAYER, *STYLE_LAYERS], device=device)
-        self.loss = PerceptualLoss(vgg, styles, loss_weights(cfg)).to(device)
+        self.loss = PerceptualLoss(vgg, [None] * self.frozen + styles, loss_weights(cfg)).to(device)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        self.net = TransformerNet(len(styles)).to(device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr or LR)
+        self.net = TransformerNet(self.spec.n_styles).to(device)
+        self.opt = torch.optim.Adam(self.trained_parameters(), lr=cfg.lr or LR)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.saved_step: int | None = None
-        wandb_id = self.restore() if cfg.resume else None
+        self.in_step = False  # between the start and the end of an update the state is not worth saving
+        wandb_id = self.restore(state) if state else None
 
         dataset = ContentImages(files, cfg.image_size, cfg.seed)
         per_epoch = -(-len(files) // cfg.batch_size)
         sampler = EpochBatches(len(files), cfg.batch_size, cfg.seed, self.epoch, -(-cfg.steps // per_epoch),
                                self.batch_in_epoch)
         self.steps_per_epoch = sampler.batches_per_epoch
-        self.total_steps = min(cfg.steps, cfg.max_steps or math.inf)
+        self.total_steps = self.stop_at = min(cfg.steps, cfg.max_steps or math.inf)
         self.loader = data_loader(dataset, sampler, cfg.workers, collate, pin_memory=device.type == "cuda")
         self.warned: set[str] = set()
         self.config = to_dict(cfg)
-        folder.write_config({**self.config, "versions": _versions(), "method_defaults": DEFAULT_WEIGHTS,
+        folder.write_config({**self.config, "versions": run.versions(), "method_defaults": DEFAULT_WEIGHTS,
                              "files": {"content": str(Path(cfg.content).resolve()), "n_content": len(files)}})
         self.tracker = open_tracker(folder.path, cfg.wandb_mode, cfg.wandb_project, cfg.name, self.config, True,
                                     run_id=wandb_id)
@@ -428,37 +443,8 @@ class FastStyleRun:
         log.info("training %s: %d content images, %d style(s) (%s), %d steps, device %s, %s", cfg.name,
                  len(files), len(styles), ", ".join(self.spec.styles), cfg.steps, device, precision)
 
-    def train(self) -> StyleTrainResult:
-        cfg, interrupted = self.cfg, False
-        progress = Progress(cfg.name, self.total_steps, self.step, enabled=True)
-        try:
-            with StopSignal() as stop, progress, batches(self.loader) as data:
-                for batch in data if self.step < self.total_steps else []:
-                    losses = self.train_step(batch)
-                    progress.advance()
-                    if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                        self.log_losses(losses, progress)
-                    if self.step == 1 or self.step % cfg.sample_every == 0 or self.step == self.total_steps:
-                        self.save_sample()
-                    if self.step % cfg.save_every == 0:
-                        self.save()
-                    if stop.received is not None:
-                        interrupted = True
-                        break
-                    if self.step >= self.total_steps:
-                        break
-        except BaseException:
-            self.save_after_error()
-            raise
-        finally:
-            self.tracker.finish()
-        self.save()
-        if interrupted:
-            log.warning("interrupted at step %d; continue with: cyclegan train-style --name %s --checkpoints-dir %s "
-                        "--resume", self.step, cfg.name, cfg.checkpoints_dir)
-        else:
-            log.info("done: %d steps; network in %s", self.step, self.folder.path / EXPORT)
-        return StyleTrainResult(self.folder.path, self.step, interrupted)
+    def outputs(self) -> str:
+        return f"network in {self.folder.path / EXPORT}"
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         for msg in batch["bad"]:
@@ -468,7 +454,8 @@ class FastStyleRun:
         if "error" in batch:
             raise UserError(batch["error"])
         x = batch["content"].to(self.device, non_blocking=True).float()
-        s = self.step % self.spec.n_styles  # one style per batch, in turn (Dumoulin et al.)
+        # one style per batch, in turn (Dumoulin et al.); after --add-style the new styles only
+        s = self.frozen + self.step % (self.spec.n_styles - self.frozen)
         self.in_step = True
         self.opt.zero_grad(set_to_none=True)
         with autocast(self.device, self.precision):
@@ -484,12 +471,8 @@ class FastStyleRun:
         self.in_step = False
         return {k: v.detach() for k, v in losses.items()}
 
-    def log_losses(self, losses: dict[str, torch.Tensor], progress: Progress) -> None:
-        values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(), strict=True))
-        rate = progress.report(self.step, self.total_steps, " ".join(f"{k} {v:.3f}" for k, v in values.items()))
-        self.tracker.log({**{f"loss/{k}": v for k, v in values.items()}, "it_per_s": rate}, self.step)
-        if not all(math.isfinite(v) for v in values.values()):
-            log.warning("non-finite loss at step %d: %s", self.step, values)
+    def log(self, losses: dict[str, torch.Tensor], progress: Progress) -> None:
+        log_losses(self, losses, progress)
 
     @torch.no_grad()
     def save_sample(self) -> None:
@@ -516,31 +499,89 @@ class FastStyleRun:
             return
         save_style_net(self.folder.path / EXPORT, self.net, self.spec, {"step": self.step, "name": self.cfg.name})
         self.folder.save({"trainer": {"net": self.net.state_dict(), "opt": self.opt.state_dict()},
-                          "rng": {"torch": torch.get_rng_state()}, "step": self.step, "epoch": self.epoch,
-                          "batch_in_epoch": self.batch_in_epoch, "wandb_id": self.wandb_id,
-                          "config": self.config})
+                          "rng": run.rng_state(self.device), "step": self.step, "epoch": self.epoch,
+                          "batch_in_epoch": self.batch_in_epoch, "frozen_styles": self.frozen,
+                          "wandb_id": self.wandb_id, "config": self.config})
         self.saved_step = self.step
 
-    def restore(self) -> str | None:
-        state = self.folder.load()
-        self.net.load_state_dict(state["trainer"]["net"])
-        self.opt.load_state_dict(state["trainer"]["opt"])
-        torch.set_rng_state(state["rng"]["torch"])
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """Every parameter; after --add-style the (γ, β) tables only, whose rows of the styles trained
+        before get no gradient (Adam then leaves them exactly as they are)."""
+        if not self.frozen:
+            return list(self.net.parameters())
+        self.net.requires_grad_(False)
+        keep = torch.arange(self.spec.n_styles, device=self.device)[:, None] >= self.frozen
+        tables = [p for name, p in self.net.named_parameters() if NORM_PARAM.search(name)]
+        for p in tables:
+            p.requires_grad_(True)
+            p.register_hook(lambda grad: torch.where(keep, grad, 0.0))
+        return tables
+
+    def restore(self, state: dict) -> str | None:
+        grow = state_styles(state["trainer"]["net"]) < self.spec.n_styles  # the start of --add-style
+        if grow:
+            self.grow(state["trainer"]["net"])  # and a new optimiser, over the new styles' (γ, β) only
+        else:
+            self.net.load_state_dict(state["trainer"]["net"])
+            self.opt.load_state_dict(state["trainer"]["opt"])
+        run.set_rng_state(state["rng"], self.device)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        self.saved_step = self.step
+        self.saved_step = None if grow else self.step
         log.info("resuming %s at step %d", self.folder.path, self.step)
         save_style_net(self.folder.path / EXPORT, self.net, self.spec, {"step": self.step, "name": self.cfg.name})
         return state.get("wandb_id")
 
-    def save_after_error(self) -> None:
-        """Keep what was learned when an error stops training between steps."""
-        if getattr(self, "in_step", False) or self.saved_step == self.step:
-            return
-        try:
-            self.save()
-            log.warning("stopped by an error; progress saved to %s (continue with --resume)", self.folder.path)
-        except UserError as e:
-            log.warning("could not save progress: %s", e)
+    def grow(self, state: dict[str, torch.Tensor]) -> None:
+        """Load the trained network and give each new style the (γ, β) of the nearest trained style."""
+        sources = self.nearest_styles()
+        grown = {}
+        for name, v in state.items():
+            if NORM_PARAM.search(name):
+                table = v.reshape(self.frozen, -1)
+                new = [table.mean(0) if j is None else table[j] for j in sources]
+                v = torch.cat([table, torch.stack(new)])
+            grown[name] = v
+        self.net.load_state_dict(grown)
+
+    def nearest_styles(self) -> list[int | None]:
+        """For each new style, the trained style whose image is nearest in Gram distance at the style layers
+        (None: their images are gone, start from the mean of the trained styles)."""
+        old = self.cfg.styles[:self.frozen]
+        gone = [p for p in old if not Path(p).is_file()]
+        new_names = self.spec.styles[self.frozen:]
+        if gone:
+            log.warning("--add-style: the images of the trained styles are gone (%s): the new styles start from "
+                        "the mean of their (γ, β)", ", ".join(gone))
+            return [None] * len(new_names)
+        images = load_styles(old, self.cfg.style_size or self.cfg.image_size, self.device)
+        old_grams = [self.loss.style_grams(img) for img in images]
+        sources = []
+        for name, grams in zip(new_names, self.loss.grams[self.frozen:], strict=True):
+            distance = [sum(F.mse_loss(grams[n], g[n]).item() for n in STYLE_LAYERS) for g in old_grams]
+            j = int(np.argmin(distance))
+            log.info("--add-style: %s starts from the (γ, β) of %s, the nearest trained style", name,
+                     self.spec.styles[j])
+            sources.append(j)
+        return sources
+
+
+# The per-style instance-norm parameters, (γ, β): ``weight``/``bias`` of the ``in*`` modules.
+NORM_PARAM = re.compile(r"(^|\.)in\d+\.(weight|bias)$")
+
+
+def frozen_styles(state: dict | None, n_styles: int) -> int:
+    """How many of a run's ``n_styles`` stay as they were trained: when --add-style grows the saved network,
+    its styles; afterwards, what the state says."""
+    if state is None:
+        return 0
+    saved = state_styles(state["trainer"]["net"])
+    return saved if saved < n_styles else state.get("frozen_styles", 0)
+
+
+def state_styles(state: dict[str, torch.Tensor]) -> int:
+    """The number of styles of a TransformerNet state dict."""
+    w = state["in1.weight"]
+    return 1 if w.dim() == 1 else w.shape[0]
 
 
 def _style_names(paths: list[str]) -> list[str]:
