@@ -347,7 +347,7 @@ class EvalConfig:
                                 "training images of the target domain).")
     nst_steps: int = opt(300, "NST: optimisation steps per image.", min=1)
     nst_size: int | None = opt(None, "NST: long side of the outputs (default: that of the test images); at "
-                               "least 32 for VGG19's deepest style layer.", min=32)
+                               "least 16 for VGG19's deepest style layer.", min=16)
     vgg_weights: str | None = opt(None, "NST: VGG19 weights file (default: torchvision's download).")
     wandb_mode: WandbMode = opt("auto", "RUN: log the table to the run's W&B run: auto, online, offline or "
                                 "disabled.")
@@ -376,14 +376,16 @@ class ExportConfig:
         if self.output and Path(self.output).suffix.lower() not in (".onnx", ".pt2"):
             yield f"{self.output}: name the output .onnx (ONNX) or .pt2 (torch.export)"
 
-def vgg_min_size(layers: list[str]) -> int:
-    """The smallest image side that leaves the deepest of ``layers`` a feature map of at least 2×2.
 
-    VGG19 halves the image at each pooling: ``convB_N`` comes after B-1 poolings, ``poolB`` after B.
+def vgg_min_size(layers: list[str]) -> int:
+    """The smallest image side that leaves the deepest of ``layers`` a non-empty feature map (1×1).
+
+    VGG19 halves the image at each pooling, rounding down: ``convB_N`` comes after B-1 poolings, ``poolB``
+    after B, so a layer after n poolings needs 2ⁿ pixels (the default style layers, up to conv5_1: 16).
     Names that are not VGG19 layers are left to ``nst.check_config``.
     """
     poolings = [int(m[2]) - (m[1] == "conv") for n in layers if (m := re.fullmatch(r"(conv|pool)(\d)(_\d)?", n))]
-    return 2 ** (max(poolings, default=0) + 1)
+    return 2 ** max(poolings, default=0)
 
 
 ADAIN_MIN_SIZE = 16  # the smallest image side AdaIN's encoder and decoder take

@@ -69,7 +69,7 @@ LAYER_INDEX = _layer_index()
 
 def min_side(layers: Iterable[str]) -> int:
     """The smallest image side VGG19 can take for ``layers`` (``config.vgg_min_size``: each pooling halves
-    the side, and the deepest layer keeps a 2×2 map; conv5_1, after 4 poolings: 32)."""
+    the side, and the deepest layer needs at least one pixel; conv5_1, after 4 poolings: 16)."""
     return vgg_min_size(list(layers))
 
 
@@ -386,9 +386,6 @@ def check_config(cfg: StylizeConfig) -> list[float]:
         unknown = [n for n in layers if n not in LAYER_INDEX]
         if unknown:
             raise UserError(f"{option}: unknown layer(s) {', '.join(unknown)}; choose from {', '.join(LAYER_INDEX)}")
-    need = min_side([*cfg.content_layers, *cfg.style_layers])
-    if cfg.size < need:
-        raise UserError(f"--size {cfg.size} is too small for the chosen VGG layers: they need at least {need} px")
     if not cfg.styles:
         raise UserError("give at least one style image")
     blend = list(cfg.style_blend) if cfg.style_blend else [1.0] * len(cfg.styles)

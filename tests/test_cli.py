@@ -167,7 +167,7 @@ def test_bad_translate_option_stops_before_any_work(tmp_path, args, message):
     (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
     (["--workers", "-1"], "--workers -1: must be at least 0"),
     (["--max-images", "1"], "--max-images 1: must be at least 2"),
-    (["--nst-size", "8"], "--nst-size 8: must be at least 32"),
+    (["--nst-size", "8"], "--nst-size 8: must be at least 16"),
     (["--direction", "up"], "--direction up: choose one of AtoB, BtoA, both"),
 ])
 def test_bad_evaluate_option_stops_before_any_work(tmp_path, args, message):
@@ -179,7 +179,7 @@ def test_bad_evaluate_option_stops_before_any_work(tmp_path, args, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--size", "16"], "--size 16: must be at least 32"),
+    (["--size", "15"], "--size 15: must be at least 16"),
     (["--size", "0"], "--size 0: must be at least 1"),
     (["--steps", "0"], "--steps 0: must be at least 1"),
     (["--style-scale", "0"], "--style-scale 0.0: must be more than 0"),
@@ -200,7 +200,7 @@ def test_stylize_size_bound_follows_the_deepest_layer(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cyclegan.nst, "stylize", lambda cfg: pytest.fail("--size 8 is too small for conv5_1"))
     result = runner.invoke(app, ["stylize", "c.png", "s.png", "o.png", "--size", "8", "--style-layers", "conv5_1"])
-    one_line_error(result, "--size 8: must be at least 32")
+    one_line_error(result, "--size 8: must be at least 16")
     got = []
     monkeypatch.setattr(cyclegan.nst, "stylize", got.append)
     runner.invoke(app, ["stylize", "c.png", "s.png", "o.png", "--size", "8", "--style-layers", "conv1_1,conv2_1",

@@ -37,7 +37,7 @@ def test_defaults_are_valid_and_every_option_has_help(cls):
     (EvalConfig(json_path=3), "--json 3: must be a str"),
     (StylizeConfig(style_layers=[]), "--style-layers: name at least one layer"),
     (StylizeConfig(style_blend=[1, "x"]), "--style-blend 1,x: must be a list of float values"),
-    (StylizeConfig(size=31), "--size 31: must be at least 32 for the layers chosen"),
+    (StylizeConfig(size=15), "--size 15: must be at least 16 for the layers chosen"),
 ])
 def test_one_message_names_the_option_and_value(cfg, message):
     with pytest.raises(UserError) as e:
@@ -52,12 +52,12 @@ def test_cross_option_rules_apply_only_where_they_mean_something():
     validate(StylizeConfig(size=8, content_layers=["conv2_2"], style_layers=["conv1_1", "conv2_1"]))
 
 
-def test_vgg_min_size_leaves_the_deepest_layer_two_by_two():
-    assert vgg_min_size(StylizeConfig().style_layers) == 32  # conv5_1: after 4 poolings
-    assert vgg_min_size(["conv1_1"]) == 2
-    assert vgg_min_size(["conv4_2", "pool1"]) == 16
-    assert vgg_min_size(["pool5"]) == 64
-    assert vgg_min_size(["nonsense"]) == 2  # left to nst.check_config, which names unknown layers
+def test_vgg_min_size_leaves_the_deepest_layer_one_pixel():
+    assert vgg_min_size(StylizeConfig().style_layers) == 16  # conv5_1: after 4 poolings
+    assert vgg_min_size(["conv1_1"]) == 1
+    assert vgg_min_size(["conv4_2", "pool1"]) == 8
+    assert vgg_min_size(["pool5"]) == 32
+    assert vgg_min_size(["nonsense"]) == 1  # left to nst.check_config, which names unknown layers
 
 
 def test_choices_are_the_ones_the_code_implements():

@@ -90,31 +90,31 @@ def test_stylize_reports_a_non_finite_image_as_failed_and_writes_nothing(tmp_pat
 
 
 def test_min_side_counts_the_poolings_before_the_deepest_layer():
-    assert nst.min_side(["conv1_1"]) == 2
-    assert nst.min_side(["conv1_1", "conv2_1"]) == 4  # one pooling before conv2_1
-    assert nst.min_side(["conv4_2", *STYLE_LAYERS]) == 32  # the defaults: conv5_1 after 4 poolings
-    assert nst.min_side(["pool5"]) == 64
-    # at the minimum the deepest map is 2x2; a side below half of it leaves the map empty
+    assert nst.min_side(["conv1_1"]) == 1
+    assert nst.min_side(["conv1_1", "conv2_1"]) == 2  # one pooling before conv2_1
+    assert nst.min_side(["conv4_2", *STYLE_LAYERS]) == 16  # the defaults: conv5_1 after 4 poolings
+    assert nst.min_side(["pool5"]) == 32
+    # the minimum is exact: at that side the deepest map is 1x1, one pixel less leaves it empty
     ex = nst.VGGFeatures(nst.vgg19_features(widths=(4, 8, 8, 8, 8)), STYLE_LAYERS)
-    assert ex(torch.rand(1, 3, 32, 32))["conv5_1"].shape[-2:] == (2, 2)
+    assert ex(torch.rand(1, 3, 16, 16))["conv5_1"].shape[-2:] == (1, 1)
     with pytest.raises(RuntimeError):
         ex(torch.rand(1, 3, 15, 15))
 
 
 def test_size_below_the_minimum_is_rejected_naming_it():
     cfg = StylizeConfig(content="c.png", styles=["s.png"], output="o.png", size=15)
-    with pytest.raises(UserError, match="--size 15: must be at least 32"):
+    with pytest.raises(UserError, match="--size 15: must be at least 16"):
         nst.check_config(cfg)
     cfg.style_layers = ["conv1_1", "conv2_1"]
     cfg.content_layers = ["conv2_1"]
-    nst.check_config(cfg)  # shallow layers need only 4 px
+    nst.check_config(cfg)  # shallow layers need only 2 px
 
 
 def test_a_style_image_too_narrow_fails_before_any_optimisation(tmp_path, monkeypatch):
     wide = write_image(tmp_path / "wide.png", size=(200, 20), seed=3)  # at --size 64: 64x6
     cfg = StylizeConfig(styles=[str(wide)], size=64)
     monkeypatch.setattr(nst, "optimize", lambda *a, **k: pytest.fail("optimised anyway"))
-    with pytest.raises(UserError, match=r"style image '.*wide.png' is 64x6 px .* 32 px minimum side"):
+    with pytest.raises(UserError, match=r"style image '.*wide.png' is 64x6 px .* 16 px minimum side"):
         nst.Stylizer(cfg, torch.device("cpu"), features=nst.vgg19_features(widths=(4, 8, 8, 8, 8)))
 
 
@@ -129,7 +129,7 @@ def test_a_content_image_too_narrow_fails_alone(tmp_path):
                                  "--steps", "2", "--device", "cpu"])  # fmt: skip
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())  # the summary table wraps long messages
-    assert "strip.png" in text and "8 px minimum side" in text
+    assert "strip.png" in text and "4 px minimum side" in text
     assert "Traceback" not in result.output
     assert sorted(p.name for p in out.iterdir()) == ["img_000.png"]
 
