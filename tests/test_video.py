@@ -54,10 +54,11 @@ def write_clip(path: Path, frames: int = 12, size=(65, 49), fps: int = 12, audio
 def probe(path: Path) -> dict:
     with av.open(str(path)) as f:
         v = f.streams.video[0]
+        rate = v.average_rate  # read while the file is open: the stream object dies with it
         frames = [fr.to_ndarray(format="rgb24") for fr in f.decode(v)]
     with av.open(str(path)) as f:
         audio = [p.size for p in f.demux(f.streams.audio[0]) if p.size] if f.streams.audio else []
-    return {"frames": len(frames), "size": (frames[0].shape[1], frames[0].shape[0]), "rate": v.average_rate,
+    return {"frames": len(frames), "size": (frames[0].shape[1], frames[0].shape[0]), "rate": rate,
             "audio_bytes": sum(audio), "pixels": np.stack(frames)}
 
 
