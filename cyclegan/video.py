@@ -1,26 +1,31 @@
-"""Translating videos: decode → translate in batches → encode, the audio copied as it is.
+"""Videos: decode → convert frames in batches → encode, the audio copied as it is.
 
-Frames are decoded with PyAV (FFmpeg; the optional extra ``cyclegan[video]``), translated in batches of
-``--batch-size`` by the same ``Translator`` as images, and encoded into the input's container: H.264 for
-mp4/mov/mkv, VP9 for webm, GIF for gif. The audio stream is remuxed, not re-encoded. The frame rate and
-the size are kept; H.264 in yuv420p needs even sides, so a video with an odd side is encoded in yuv444p
-(same size, full colour; some players, browsers among them, cannot play 4:4:4 H.264). Frames are
-numbered at the input's average frame rate, so a variable-rate input comes out at a constant rate.
-The output is written to a temporary file and renamed, like every output.
+One pipeline for every command that converts videos: ``translate`` (a generator, through the same
+``Translator`` as images) and ``stylize --method adain`` (the same style statistics for every frame).
+``convert_videos`` takes the frame conversion as a function of a batch of uint8 RGB frames.
+
+Frames are decoded with PyAV (FFmpeg; the optional extra ``cyclegan[video]``), converted in batches of
+``--batch-size``, and encoded into the input's container: H.264 for mp4/mov/mkv, VP9 for webm, GIF for
+gif. The audio stream is remuxed, not re-encoded. The frame rate and the size are kept; H.264 in
+yuv420p needs even sides, so a video with an odd side is encoded in yuv444p (same size, full colour;
+some players, browsers among them, cannot play 4:4:4 H.264). Frames are numbered at the input's
+average frame rate, so a variable-rate input comes out at a constant rate. The output is written to a
+temporary file and renamed, like every output.
 
 ``--temporal-smoothing A`` damps flicker: each instance norm normalises frame t with an exponential
 moving average of the frames' statistics, ``m_t = A·m_(t-1) + (1-A)·mean_t`` (and the same for the
 variance), instead of frame t's own. Most flicker of CycleGAN generators is global (colour and
 brightness jumping as the statistics move); this removes it without the ghosting that averaging the
 output frames leaves on moving objects. It costs almost nothing (a few channel vectors per norm) but
-does not touch local texture flicker, and with tiling (``--tile``) frames are not smoothed.
+does not touch local texture flicker, and with tiling (``--tile``) frames are not smoothed. AdaIN's
+content statistics are smoothed the same way (``MovingAverage``, used by ``style/adain.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,7 +65,7 @@ def require_av():
     try:
         import av
     except ImportError:
-        raise UserError("translating videos needs PyAV: pip install 'cyclegan[video]' (or pip install av)") from None
+        raise UserError("videos need PyAV: pip install 'cyclegan[video]' (or pip install av)") from None
     return av
 
 
@@ -69,29 +74,43 @@ class _BadInput(Exception):
 
 
 def translate_videos(translator, jobs: list[tuple[Path, Path]], cfg: TranslateConfig, summary: Summary) -> None:
-    """Translate ``(video, output)`` pairs one after the other, recording each in ``summary``."""
-    progress = progress_bar(unit="frames", disable=not cfg.progress)
-    with progress:
-        for src, dst in jobs:
-            task = progress.add_task(src.name, total=None)
+    """``translate``: each ``(video, output)`` pair through the generator, recording each in ``summary``."""
+    convert_videos(jobs, lambda frames: _translate(translator, frames), cfg.batch_size, summary,
+                   progress=cfg.progress,
+                   each_video=lambda: smoothed_norms(translator.base, cfg.temporal_smoothing))
+
+
+def convert_videos(jobs: list[tuple[Path, Path]], convert: Callable[[list[np.ndarray]], np.ndarray],
+                   batch_size: int, summary: Summary, *, progress: bool = True,
+                   each_video: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                   console=None) -> None:
+    """Convert ``(video, output)`` pairs one after the other, recording each in ``summary``.
+
+    ``convert`` maps a batch of consecutive frames (uint8 ``[H, W, 3]`` each) to uint8 ``[B, H, W, 3]``
+    of the same size. ``each_video()`` is entered around each video: a fresh smoothing state, say.
+    A broken video is reported and skipped; a full or read-only disk stops the run.
+    """
+    bar = progress_bar(unit="frames", disable=not progress, console=console)
+    with bar:
+        for i, (src, dst) in enumerate(jobs):
+            task = bar.add_task(src.name, total=None)
             try:
-                with smoothed_norms(translator.base, cfg.temporal_smoothing):
-                    frames = translate_video(translator, src, dst, cfg.batch_size,
-                                             lambda n, task=task: progress.advance(task, n))
+                with each_video():
+                    frames = convert_video(convert, src, dst, batch_size,
+                                           lambda n, task=task: bar.advance(task, n))
                 summary.converted.append(src)
                 log.debug("%s: %d frames", src, frames)
             except DiskError as e:
-                summary.stopped = str(e)
-                summary.not_done = len(jobs) - len(summary.converted) - len(summary.failed)
+                summary.stopped, summary.not_done = str(e), len(jobs) - i
                 return
             except Exception as e:  # a broken video must not stop the others
                 why = str(e) if isinstance(e, _BadInput) else f"{type(e).__name__}: {e}"
-                log.warning("could not translate %s (%s)", src, why)
+                log.warning("could not convert %s (%s)", src, why)
                 summary.failed.append((src, why))
 
 
-def translate_video(translator, src: Path, dst: Path, batch_size: int, advance=lambda n: None) -> int:
-    """Translate one video file into ``dst`` (container from its suffix); returns the number of frames."""
+def convert_video(convert, src: Path, dst: Path, batch_size: int, advance=lambda n: None) -> int:
+    """Convert one video file into ``dst`` (container from its suffix); returns the number of frames."""
     av = require_av()
     try:
         inp = av.open(str(src))
@@ -110,8 +129,8 @@ def translate_video(translator, src: Path, dst: Path, batch_size: int, advance=l
                 v_out = _video_stream(out, fmt, video)
                 a_out = out.add_stream_from_template(audio) if audio is not None else None
                 for frames in _batches(inp, video, audio, a_out, out, batch_size):
-                    for pixels in _translate(translator, frames):
-                        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                    for pixels in convert(frames):
+                        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
                         frame.pts, frame.time_base = done[0], v_out.codec_context.time_base
                         out.mux(v_out.encode(frame))
                         done[0] += 1
@@ -120,6 +139,13 @@ def translate_video(translator, src: Path, dst: Path, batch_size: int, advance=l
 
         atomic_write(dst, encode)
     return done[0]
+
+
+def find_videos(path: str | Path) -> list[Path]:
+    """The videos among ``path`` (a file, or a folder searched recursively)."""
+    path = Path(path)
+    found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    return [p for p in found if is_video(p)]
 
 
 def _video_stream(out, fmt: str, video):
@@ -173,26 +199,32 @@ def _translate(translator, frames: list[np.ndarray]) -> np.ndarray:
     return to_uint8(y).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
+class MovingAverage:
+    """``s_t = A·s_(t-1) + (1-A)·x_t`` over the first dimension (frames in order), carried from call to call."""
+
+    def __init__(self, alpha: float):
+        self.alpha = alpha
+        self.state: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for x_t in x:  # the batch is a run of consecutive frames
+            self.state = x_t if self.state is None else self.alpha * self.state + (1 - self.alpha) * x_t
+            out.append(self.state)
+        return torch.stack(out)
+
+
 class SmoothedInstanceNorm(nn.Module):
     """Instance norm with statistics carried over from earlier frames: ``s_t = A·s_(t-1) + (1-A)·s(frame t)``."""
 
     def __init__(self, eps: float, alpha: float):
         super().__init__()
-        self.eps, self.alpha = eps, alpha
-        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.eps = eps
+        self.mean, self.var = MovingAverage(alpha), MovingAverage(alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         var, mean = torch.var_mean(x.float(), dim=(2, 3), correction=0, keepdim=True)
-        means, variances = [], []
-        for t in range(x.shape[0]):  # frames in order: the batch is a run of consecutive frames
-            if self.state is None:
-                self.state = mean[t], var[t]
-            else:
-                m, v = self.state
-                self.state = self.alpha * m + (1 - self.alpha) * mean[t], self.alpha * v + (1 - self.alpha) * var[t]
-            means.append(self.state[0])
-            variances.append(self.state[1])
-        return (x.float() - torch.stack(means)) * torch.rsqrt(torch.stack(variances) + self.eps)
+        return (x.float() - self.mean(mean)) * torch.rsqrt(self.var(var) + self.eps)
 
 
 @contextlib.contextmanager
