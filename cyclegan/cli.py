@@ -397,7 +397,8 @@ def stylize(
     """Neural style transfer (Gatys et al.): paint CONTENT in the style of one or more paintings.
 
     A baseline to compare a trained CycleGAN with. --method adain (Huang & Belongie) paints in one forward
-    pass instead, with the published encoder and decoder (downloaded once): --alpha sets the strength. CONTENT may be a folder: the outputs then mirror it
+    pass instead, with the published encoder and decoder (downloaded once): --alpha sets the strength; with
+    adain CONTENT may be a video (mp4, mov, mkv, webm, gif; audio copied; needs the [video] extra). CONTENT may be a folder: the outputs then mirror it
     below OUTPUT, existing outputs are skipped, and failures are reported at the end (exit status 1).
     To give any image the colours of its content afterwards, see `cyclegan recolor`.
     """
@@ -409,6 +410,11 @@ def stylize(
     if len(paths) < 3:
         raise UserError("stylize needs CONTENT, at least one STYLE image, and OUTPUT")
     cfg = dataclasses.replace(cfg, content=paths[0], styles=paths[1:-1], output=paths[-1])
+    if cfg.method == "gatys":
+        from .video import find_videos
+
+        if videos := find_videos(cfg.content):
+            raise UserError(f"{videos[0]} is a video: --method gatys takes minutes per frame; use --method adain")
     summary = run_stylize(cfg)
     summary.print(err_console, title="stylize")
     if summary.exit_code:

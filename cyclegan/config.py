@@ -434,6 +434,9 @@ class StylizeConfig:
     # adain
     alpha: float = opt(1.0, "adain: content-style trade-off in feature space, from 0 (the content, decoded) to 1 "
                        "(full style).", min=0, max=1)
+    temporal_smoothing: float = opt(0.0, "adain, videos: damp flicker by carrying the content features' per-channel "
+                                    "mean and variance over from earlier frames (an exponential moving average): "
+                                    "the weight of the past, 0 (off) to below 1.", check=below_one)
     decoder_weights: str | None = opt(None, "adain: the decoder: the published decoder.pth, a decoder .safetensors "
                                       "or a `train-style --method adain` run folder (default: the published file, "
                                       "downloaded once).")

@@ -20,6 +20,7 @@ its features.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -157,10 +159,32 @@ def calc_mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, t
     return flat.mean(2).view(n, c, 1, 1), (flat.var(2) + eps).sqrt().view(n, c, 1, 1)
 
 
-def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
-    """Content features normalised per channel, then given the style's mean and standard deviation."""
-    mean, std = calc_mean_std(content)
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+          content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Content features normalised per channel, then given the style's mean and standard deviation.
+
+    ``content_stats`` replaces the content's own ``calc_mean_std`` (smoothed over video frames).
+    """
+    mean, std = content_stats or calc_mean_std(content)
     return (content - mean) / std * style_std + style_mean
+
+
+class SmoothedContentStats:
+    """The content features' statistics of consecutive video frames, smoothed: an exponential moving
+    average of each channel's mean and variance, as ``--temporal-smoothing`` does for instance norms.
+
+    Every frame is normalised by statistics that move slowly, so a change in one part of the frame (a
+    light switched on, someone walking in) no longer shifts the colours of the whole frame. Not in the
+    paper; one fresh instance per video.
+    """
+
+    def __init__(self, alpha: float):
+        from ..video import MovingAverage
+
+        self.mean, self.var = MovingAverage(alpha), MovingAverage(alpha)
+
+    def __call__(self, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mean(mean), self.var(std.square()).sqrt()
 
 
 class AdaIN:
@@ -183,16 +207,19 @@ class AdaIN:
 
     @torch.no_grad()
     def __call__(self, content: torch.Tensor, stats: list[tuple[torch.Tensor, torch.Tensor]],
-                 weights: list[float], alpha: float = 1.0) -> torch.Tensor:
+                 weights: list[float], alpha: float = 1.0,
+                 smooth: SmoothedContentStats | None = None) -> torch.Tensor:
         """Stylise a batch ``[B, 3, H, W]`` in [0, 1]: ``t = α·Σ wᵢ·AdaIN(f_c, sᵢ) + (1 − α)·f_c``, decoded.
 
         The weights mix the AdaIN'd features of several styles (they should sum to 1). Any size: the
         decoder's output (H and W rounded up to multiples of 8 by the encoder's pooling) is cropped to the
-        input's, which it matches pixel for pixel.
+        input's, which it matches pixel for pixel. ``smooth``: the batch is consecutive video frames whose
+        content statistics are smoothed.
         """
         h, w = content.shape[-2:]
         fc = self.encode(content)
-        t = sum(wi * adain(fc, mean, std) for wi, (mean, std) in zip(weights, stats, strict=True))
+        content_stats = smooth(*calc_mean_std(fc)) if smooth is not None else None
+        t = sum(wi * adain(fc, mean, std, content_stats) for wi, (mean, std) in zip(weights, stats, strict=True))
         t = alpha * t + (1 - alpha) * fc
         with autocast(self.device, self.precision):
             out = self.decoder(t)
@@ -269,17 +296,28 @@ def _same_size_batches(todo: list[tuple[Path, Path]], size: int | None, batch_si
 
 
 def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:
-    """``cyclegan stylize --method adain``: one content image or a folder, in the style of ``cfg.styles``.
+    """``cyclegan stylize --method adain``: one content image or video, or a folder of them, in the style of
+    ``cfg.styles``.
 
     Style images are scaled to a long side of ``--size × --style-scale`` (512 × --style-scale without
-    --size); content images to ``--size``, or kept at their own size. ``--preserve-color`` gives each
-    output the colours of its content image (the luminance step of ``stylize --preserve-color``).
+    --size); content images to ``--size``, or kept at their own size; videos keep their size. The style
+    statistics are computed once, for every image and frame. ``--preserve-color`` gives each output (each
+    frame) the colours of its content (the luminance step of ``stylize --preserve-color``).
     """
-    from ..nst import check_config, preserve_color
+    from ..nst import check_config
+    from ..video import VIDEO_SUFFIXES, is_video, require_av
 
     blend = check_config(cfg)  # the options, the style images and their weights, as for gatys
     summary = Summary()
-    todo = plan_outputs(cfg.content, cfg.output, summary, overwrite=cfg.overwrite, what="content")
+    todo = plan_outputs(cfg.content, cfg.output, summary, overwrite=cfg.overwrite, what="content",
+                        is_video=is_video, video_suffixes=VIDEO_SUFFIXES)
+    video = [is_video(src) for src, _ in todo]
+    videos = [job for job, v in zip(todo, video, strict=True) if v]
+    images = [job for job, v in zip(todo, video, strict=True) if not v]
+    if videos:
+        require_av()  # a missing extra is said before any download
+        if cfg.size is not None:
+            log.warning("--size scales images only: videos keep their size")
     if not todo:
         return summary
     device = resolve_device(cfg.device)
@@ -288,6 +326,16 @@ def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:
     model = load_adain(cfg.vgg_weights, cfg.decoder_weights, device, resolve_precision(cfg.precision, device))
     stats = [model.style_stats(style) for style in styles]
     weights = [w / sum(blend) for w in blend]
+    if images:
+        _stylize_images(model, images, cfg, stats, weights, summary, console)
+    if videos and not summary.stopped:
+        _stylize_videos(model, videos, cfg, stats, weights, summary, console)
+    return summary
+
+
+def _stylize_images(model: AdaIN, todo: list[tuple[Path, Path]], cfg: StylizeConfig, stats, weights,
+                    summary: Summary, console: Console | None) -> None:
+    from ..nst import preserve_color
 
     with progress_bar(console=console) as progress:
         task = progress.add_task("adain", total=len(todo))
@@ -311,23 +359,52 @@ def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:
                     write_image(dst, image, quality=95)
                 except DiskError as e:  # every later write would fail too: stop, keep what was written
                     summary.stopped, summary.not_done = str(e), len(todo) - done - len(summary.failed)
-                    return summary
+                    return
                 summary.converted.append(src)
                 done += 1
                 progress.advance(task)
-    return summary
 
 
-def _run(model: AdaIN, images: list[Image.Image], stats, weights, alpha: float) -> list[Image.Image]:
+def _stylize_videos(model: AdaIN, todo: list[tuple[Path, Path]], cfg: StylizeConfig, stats, weights,
+                    summary: Summary, console: Console | None) -> None:
+    """Every frame as an image of its own, with the same style statistics; ``--temporal-smoothing``
+    smooths the content statistics from frame to frame (``SmoothedContentStats``), fresh for each video."""
+    from ..nst import preserve_color
+    from ..video import convert_videos
+
+    smooth: list[SmoothedContentStats | None] = [None]
+
+    def each_video():
+        smooth[0] = SmoothedContentStats(cfg.temporal_smoothing) if cfg.temporal_smoothing > 0 else None
+        return contextlib.nullcontext()
+
+    def convert(frames: list[np.ndarray]) -> np.ndarray:
+        h, w = frames[0].shape[:2]
+        if min(h, w) < ADAIN_MIN_SIZE:
+            raise ValueError(f"{w}×{h} pixels: AdaIN needs at least {ADAIN_MIN_SIZE} on each side")
+        content = [Image.fromarray(f) for f in frames]
+        outputs = _run(model, content, stats, weights, cfg.alpha, smooth[0])
+        if cfg.preserve_color:
+            outputs = [preserve_color(out, img) for out, img in zip(outputs, content, strict=True)]
+        return np.stack([np.asarray(out) for out in outputs])
+
+    convert_videos(todo, convert, cfg.batch_size, summary, each_video=each_video, console=console)
+
+
+def _run(model: AdaIN, images: list[Image.Image], stats, weights, alpha: float,
+         smooth: SmoothedContentStats | None = None) -> list[Image.Image]:
     """Stylise images of one size as one batch; out of GPU memory, one at a time."""
+    before = (smooth.mean.state, smooth.var.state) if smooth is not None else None
     try:
-        out = model(torch.stack([to_tensor(img) for img in images]), stats, weights, alpha)
+        out = model(torch.stack([to_tensor(img) for img in images]), stats, weights, alpha, smooth)
     except torch.OutOfMemoryError:
         if len(images) == 1:
             raise
         if model.device.type == "cuda":
             torch.cuda.empty_cache()
-        return [o for img in images for o in _run(model, [img], stats, weights, alpha)]
+        if smooth is not None:  # the frames go again, one at a time: take back what the batch averaged in
+            smooth.mean.state, smooth.var.state = before
+        return [o for img in images for o in _run(model, [img], stats, weights, alpha, smooth)]
     return [to_pil(o) for o in out]
 
 
