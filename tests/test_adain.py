@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -318,3 +319,90 @@ def test_models_list_shows_the_adain_files(adain_url, tmp_path):
     adain.load_adain(None, None, torch.device("cpu"))
     result = runner.invoke(app, ["models", "list"])
     assert [line for line in result.output.splitlines() if "adain_" in line and "✓" in line]
+
+
+# --- videos (stylize --method adain on mp4, mov, mkv, webm, gif) ----------------------------------------
+
+
+def test_a_video_is_stylised_frame_by_frame_with_its_audio(adain_url, tmp_path, monkeypatch):
+    av = pytest.importorskip("av")
+    from tests.test_video import probe, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=6, size=(41, 33), fps=12)
+    style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
+    out = tmp_path / "out" / "clip_styled.mp4"
+    encoded = []  # what goes into the encoder, before its (lossy) compression
+    real_from_ndarray = av.VideoFrame.from_ndarray
+    monkeypatch.setattr(av.VideoFrame, "from_ndarray",
+                        lambda a, **k: encoded.append(a.copy()) or real_from_ndarray(a, **k))
+    options = ["--alpha", "0.7", "--preserve-color", "--batch-size", "4"]
+    result = stylize_cli(clip, style, out, *options)
+    assert result.exit_code == 0, result.output
+    before, after = probe(clip), probe(out)
+    assert after["frames"] == 6 and after["size"] == (41, 33) and after["rate"] == Fraction(12)
+    assert after["audio_bytes"] == before["audio_bytes"] > 0  # remuxed, not re-encoded
+    assert len(encoded) == 6 and not list(out.parent.glob(".*"))
+
+    # the first frame, decoded and stylised as an image (PNG: lossless), is what was encoded
+    Image.fromarray(before["pixels"][0]).save(tmp_path / "frame0.png")
+    result = stylize_cli(tmp_path / "frame0.png", style, tmp_path / "frame0_styled.png", *options)
+    assert result.exit_code == 0, result.output
+    image = pixels(tmp_path / "frame0_styled.png")
+    assert np.abs(encoded[0].astype(int) - image).max() <= 1  # a batch of 4 vs 1: float rounding at most
+    assert np.abs(encoded[0].astype(int) - before["pixels"][0]).mean() > 5  # stylised, not copied
+    assert np.abs(after["pixels"][0].astype(int) - image).mean() < 6  # and decoded: H.264's loss only
+    assert np.abs(encoded[1].astype(int) - image).mean() > 1  # each frame its own (the bars move)
+
+    mtime = out.stat().st_mtime_ns
+    result = stylize_cli(clip, style, out)
+    assert result.exit_code == 0 and "skipped" in result.output and out.stat().st_mtime_ns == mtime
+
+
+def test_a_corrupt_video_is_reported_and_skipped(adain_url, tmp_path):
+    pytest.importorskip("av")
+    from tests.test_video import probe, write_clip
+
+    folder = tmp_path / "in"
+    write_clip(folder / "good.mkv", frames=3, size=(32, 24), audio=False)
+    write_image(folder / "photo.png", size=(32, 24), seed=3)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
+    result = stylize_cli(folder, style, tmp_path / "out")
+    assert result.exit_code == 1 and "broken.mp4" in result.output
+    assert probe(tmp_path / "out" / "good.mkv")["frames"] == 3
+    assert (tmp_path / "out" / "photo.png").is_file() and not (tmp_path / "out" / "broken.mp4").exists()
+
+
+def test_gatys_refuses_videos(tmp_path):
+    pytest.importorskip("av")
+    from tests.test_video import write_clip
+
+    clip = write_clip(tmp_path / "in" / "clip.mp4", frames=2, size=(32, 24), audio=False)
+    style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
+    for content in (clip, clip.parent):
+        result = runner.invoke(app, ["stylize", str(content), str(style), str(tmp_path / "out"), "--device", "cpu"])
+        assert result.exit_code == 2, result.output
+        assert "minutes per frame" in result.output and "--method adain" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_temporal_smoothing_of_the_content_statistics_damps_flicker(adain_url):
+    """A bright patch blinking in a corner moves the content statistics, so the whole stylised frame
+    flickers, beyond the networks' reach of the patch too; smoothed statistics keep that far region steady."""
+    model = adain.load_adain(None, None, torch.device("cpu"))
+    torch.manual_seed(0)
+    stats = [model.style_stats(torch.rand(1, 3, 32, 32))]
+    frames = (torch.rand(1, 3, 144, 144) * 0.5).repeat(6, 1, 1, 1)
+    frames[1::2, :, :8, :8] = 1.0
+    plain = model(frames, stats, [1.0])
+    smooth = adain.SmoothedContentStats(0.9)
+    smoothed = torch.cat([model(frames[:4], stats, [1.0], smooth=smooth),  # carried from batch to batch
+                          model(frames[4:], stats, [1.0], smooth=smooth)])
+    assert torch.allclose(smoothed[0], plain[0], atol=1e-5)  # the first frame has no past
+
+    def flicker(y):  # the encoder and decoder see about 64 pixels around: 80 from the patch is out of reach
+        far = y[:, :, 80:, 80:]
+        return (far[1:] - far[:-1]).abs().mean()
+
+    assert flicker(plain) > 1e-3
+    assert flicker(smoothed) < 0.3 * flicker(plain)
