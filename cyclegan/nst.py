@@ -11,6 +11,7 @@ References: Gatys, Ecker, Bethge, "Image Style Transfer Using Convolutional Neur
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -64,6 +65,16 @@ def _layer_index() -> dict[str, int]:
 
 
 LAYER_INDEX = _layer_index()
+
+
+def min_side(layers: Iterable[str]) -> int:
+    """The smallest image side that still gives non-empty feature maps at all of ``layers``.
+
+    Each 2x2 pooling halves the side, rounding down, so a layer after n poolings needs 2ⁿ pixels
+    (conv5_1, after 4 poolings: 16).
+    """
+    deepest = max(LAYER_INDEX[name] for name in layers)
+    return 2 ** sum(1 for name, i in LAYER_INDEX.items() if name.startswith("pool") and i <= deepest)
 
 
 def vgg19_features(pooling: str = "max", widths: Sequence[int] = VGG19_WIDTHS) -> nn.Sequential:
@@ -229,6 +240,14 @@ class Objective(nn.Module):
         return losses
 
 
+class _Stop(Exception):
+    """Ends an optimiser's run from inside the loss closure, the one place torch optimisers let us act."""
+
+
+class _NonFinite(_Stop):
+    """The loss or its gradient is NaN or infinite at the current image."""
+
+
 def optimize(
     objective: Objective,
     init: torch.Tensor,
@@ -239,41 +258,78 @@ def optimize(
 ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
     """Optimise the image from ``init`` for ``steps`` loss evaluations.
 
-    Returns the image clamped to [0, 1], and the (weighted) losses at the start and at the end.
-    ``on_step`` receives the losses after each evaluation.
+    Returns the best image seen, clamped to [0, 1], and the (weighted) losses at the start and at the
+    end. ``on_step`` receives the losses after each evaluation. Should the loss stop being finite,
+    L-BFGS hands over to Adam from the best image so far; if Adam meets a non-finite loss too, a
+    RuntimeError says so: a NaN image is never returned.
     """
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {optimizer!r}: use {' or '.join(OPTIMIZERS)}")
     x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     start: dict[str, float] = {}
+    best: dict = {"total": math.inf}  # and "x", the image of the lowest finite loss
+    evals = 0
 
     def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
+        nonlocal evals
+        if evals == steps:  # a second L-BFGS step() would count its evaluations afresh
+            raise _Stop
+        evals += 1
+        with torch.no_grad():
+            x.clamp_(0, 1)  # evaluate valid images only: outside [0, 1] the style loss soon overflows
+        x.grad = None
         losses = objective(x)
-        losses["total"].backward()
         values = {k: float(v.detach()) for k, v in losses.items()}  # L-BFGS syncs on the loss anyway
         if not start:
             start.update(values)
+        # The optimiser sees the loss in units of its start. Until L-BFGS knows the curvature it steps
+        # along the raw gradient, so its steps scaled with the loss: at a style loss of 1e12 (seen at
+        # 64 px) they threw pixels out to 1e10, where the loss overflowed to inf and then NaN.
+        scaled = losses["total"] / (start["total"] or 1.0)
+        scaled.backward()
         if on_step:
             on_step(values)
-        return losses["total"]
+        if not (math.isfinite(values["total"]) and bool(torch.isfinite(x.grad).all())):
+            raise _NonFinite
+        if values["total"] < best["total"]:
+            best.update(total=values["total"], x=x.detach().clone())
+        return scaled
 
-    if optimizer == "lbfgs":
-        # One call runs the whole optimisation, one evaluation per iteration (no line search), as in
-        # the reference implementations. The tolerances are off so that it always runs all the steps.
-        opt = torch.optim.LBFGS(
-            [x], lr=1.0, max_iter=steps, max_eval=steps, tolerance_grad=-1, tolerance_change=-1, history_size=50
+    def run(name: str) -> bool:
+        """Optimise ``x`` with one optimiser until the budget is spent; False if the loss went non-finite."""
+        try:
+            if name == "lbfgs":
+                # One evaluation per iteration (no line search), as in the reference implementations.
+                # The tolerances are off so that it runs all the steps, unless its direction points
+                # uphill; the loop below then calls it again.
+                opt = torch.optim.LBFGS(
+                    [x], max_iter=steps, max_eval=steps, tolerance_grad=-1, tolerance_change=-1, history_size=50
+                )
+            else:
+                opt = torch.optim.Adam([x], lr=lr)
+            while evals < steps:
+                opt.step(closure)
+        except _NonFinite:
+            return False
+        except _Stop:
+            pass
+        return True
+
+    finite = run(optimizer)
+    if not finite and optimizer == "lbfgs" and best["total"] < math.inf:
+        log.warning(
+            "L-BFGS met a non-finite loss at step %d of %d; going on with Adam from the best image", evals, steps
         )
-        opt.step(closure)
-    elif optimizer == "adam":
-        opt = torch.optim.Adam([x], lr=lr)
-        for _ in range(steps):
-            opt.step(closure)
-            with torch.no_grad():
-                x.clamp_(0, 1)  # Adam steps are small and bounded; keep pixels valid between them
-    else:
-        raise UserError(f"unknown optimizer {optimizer!r}: use {' or '.join(OPTIMIZERS)}")
+        with torch.no_grad():
+            x.copy_(best["x"])
+        finite = run("adam")
+    if not finite:
+        raise RuntimeError(f"the style transfer loss became NaN or infinite at step {evals} of {steps}")
     with torch.no_grad():
-        x.clamp_(0, 1)
+        x.copy_(best["x"])  # already in [0, 1]: the closure clamps before evaluating
         end = {k: float(v) for k, v in objective(x).items()}
+    if not all(math.isfinite(v) for v in end.values()):
+        raise RuntimeError("the style transfer result has a NaN or infinite loss")
     return x.detach(), start, end
 
 
@@ -334,6 +390,9 @@ def check_config(cfg: StylizeConfig) -> list[float]:
         unknown = [n for n in layers if n not in LAYER_INDEX]
         if unknown:
             raise UserError(f"{option}: unknown layer(s) {', '.join(unknown)}; choose from {', '.join(LAYER_INDEX)}")
+    need = min_side([*cfg.content_layers, *cfg.style_layers])
+    if cfg.size < need:
+        raise UserError(f"--size {cfg.size} is too small for the chosen VGG layers: they need at least {need} px")
     if not cfg.styles:
         raise UserError("give at least one style image")
     blend = list(cfg.style_blend) if cfg.style_blend else [1.0] * len(cfg.styles)
@@ -365,9 +424,18 @@ class Stylizer:
         self.extractor = VGGFeatures(features, layers).to(device)
         style_size = max(1, round(cfg.size * cfg.style_scale))
         self.style_tensors = [image_tensor(resize_long_side(s, style_size), device) for s in self.styles]
+        for path, style in zip(cfg.styles, self.style_tensors, strict=True):
+            self._check_side(style, f"style image {path!r}", "--style-scale or --size")
         # Colour-preserving transfer matches style luminance to each content image, so its targets are
         # per image; otherwise they are computed once here for the whole folder.
         self.grams = None if cfg.preserve_color else self._grams(self.style_tensors)
+
+    def _check_side(self, x: torch.Tensor, what: str, remedy: str) -> None:
+        """Fail before any optimisation if the deepest layer would see an empty feature map."""
+        need = min_side([*self.cfg.content_layers, *self.cfg.style_layers])
+        h, w = x.shape[-2:]
+        if min(h, w) < need:
+            raise UserError(f"{what} is {w}x{h} px when resized, below the {need} px minimum side; raise {remedy}")
 
     def _grams(self, styles: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         return style_targets(self.extractor, styles, self.blend, self.cfg.style_layers)
@@ -377,6 +445,7 @@ class Stylizer:
         cfg = self.cfg
         content = resize_long_side(content.convert("RGB"), cfg.size)
         x = image_tensor(content, self.device)
+        self._check_side(x, "the content image", "--size")
         grams = self.grams
         styles = self.style_tensors
         if cfg.preserve_color:  # luminance-only transfer (Gatys et al. 2016)
@@ -472,4 +541,3 @@ def recolor(stylized: str | Path, content: str | Path, output: str | Path) -> Pa
             raise UserError(f"the output {output} is the {what}: choose another output file")
     save_image(preserve_color(*images), output)
     return output
-
