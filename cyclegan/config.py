@@ -540,7 +540,7 @@ class SmoothConfig:
     output: str = opt("", cli=False)
     strength: float = opt(1e4, "λ of (I + λ·L̃)·R = S: how strongly the result is pulled onto a locally affine "
                           "function of the content (Li et al.'s β = λ/(1 + λ); 1e4 is their 0.9999).", check=positive)
-    eps: float = opt(1e-5, "ε of the matting windows: larger smooths more across edges of faint contrast.",
-                     check=positive)
+    eps: float = opt(1e-7, "ε of the matting windows: larger smooths more across edges of faint contrast, and "
+                     "flattens the contrast a little.", check=positive)
     size: int | None = opt(None, "Long side in pixels to work at (default: STYLIZED's size).", min=3)
     device: str = opt("auto", DEVICE_HELP, check=device_name)

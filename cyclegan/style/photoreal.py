@@ -145,29 +145,25 @@ class PhotorealismLoss(torch.nn.Module):
 # --- closed-form smoothing (Li et al. 2018) -------------------------------------------------------------
 
 
-def _windows_per_pixel(h: int, w: int, device) -> torch.Tensor:
-    """How many 3x3 windows inside the image hold each pixel: the degree D of the matting affinity."""
-    ones = torch.ones(1, 1, h - WINDOW + 1, w - WINDOW + 1, device=device)
-    return F.conv_transpose2d(ones, torch.ones(1, 1, WINDOW, WINDOW, device=device))[0, 0].reshape(-1)
-
-
-def smooth(stylized: torch.Tensor, content: torch.Tensor, strength: float = 1e4, eps: float = 1e-5,
+def smooth(stylized: torch.Tensor, content: torch.Tensor, strength: float = 1e4, eps: float = EPS,
            tol: float = 1e-4, max_iter: int = 1000) -> torch.Tensor:
-    """Li et al.'s photorealistic smoothing: R = (I + λ·L̃)⁻¹·S with L̃ = D^-½·L·D^-½ of the content.
+    """Li et al.'s photorealistic smoothing: R = (I + λ·L̃)⁻¹·S, L̃ the content's normalised matting Laplacian.
 
-    ``stylized`` and ``content`` are ``[1, 3, H, W]`` in [0, 1] of the same size. L is the Matting
-    Laplacian (the matting affinity W of Li et al.'s paper: L = D − W), D its degree. λ = ``strength``
-    is Li et al.'s β/(1 − β): their β = 0.9999 is λ ≈ 1e4. The system is symmetric positive definite,
-    so conjugate gradients solve it on the device, all three channels at once, from R = S; ``eps`` is
-    the windows' ε (Li et al. use a larger one than Luan et al.'s 1e-7, for smoother results).
+    ``stylized`` and ``content`` are ``[1, 3, H, W]`` in [0, 1] of the same size. λ = ``strength`` is Li
+    et al.'s β/(1 − β): their β = 0.9999 is λ ≈ 1e4. Li et al. normalise their affinity W by its degree
+    D (L̃ = D^-½·(D − W)·D^-½); the matting affinity's degree is the number of 3x3 windows holding a
+    pixel, 9 everywhere but at the border, so L̃ = L/9 here: the same inside the image, and unlike the
+    degree-normalised form it keeps a locally affine image exactly as it is up to the border. The
+    system is symmetric positive definite, so conjugate gradients solve it on the device, all three
+    channels at once, from R = S; ``eps`` is the windows' ε (a larger one smooths more, and flattens
+    the contrast a little).
     """
     _, c, h, w = stylized.shape
     laplacian = matting_laplacian(content, eps)
-    d = _windows_per_pixel(h, w, stylized.device).rsqrt()
     s = stylized[0].reshape(c, -1).t().float()
 
-    def apply(r: torch.Tensor) -> torch.Tensor:  # (I + λ·D^-½·L·D^-½)·r
-        return r + strength * d[:, None] * (laplacian @ (d[:, None] * r))
+    def apply(r: torch.Tensor) -> torch.Tensor:  # (I + λ·L/9)·r
+        return r + strength / (WINDOW * WINDOW) * (laplacian @ r)
 
     r = s.clone()
     res = s - apply(r)
