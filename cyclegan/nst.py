@@ -466,6 +466,7 @@ class Stylizer:
 
             h, w = self.style_tensors[0].shape[-2:]
             self.style_mask = load_mask(cfg.style_mask, (w, h), "--style-mask")
+            load_mask(cfg.content_mask, None, "--content-mask")  # a bad file stops the run here, not per image
 
     def _check_side(self, x: torch.Tensor, what: str, remedy: str) -> None:
         """Fail before any optimisation if the deepest layer would see an empty feature map."""

@@ -50,7 +50,7 @@ def _hex(color: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*color)
 
 
-def load_mask(path: str | Path, size: tuple[int, int], what: str) -> tuple[torch.Tensor, list]:
+def load_mask(path: str | Path, size: tuple[int, int] | None, what: str) -> tuple[torch.Tensor, list]:
     """Read a mask file and resize it (nearest, so colours stay exact) to ``size`` = (width, height)."""
     if not Path(path).is_file():
         raise UserError(f"{what} {str(path)!r} does not exist")
@@ -59,7 +59,7 @@ def load_mask(path: str | Path, size: tuple[int, int], what: str) -> tuple[torch
         mask.load()
     except Exception as e:
         raise UserError(f"{what} {str(path)!r} is unreadable ({e})") from None
-    if mask.size != size:
+    if size is not None and mask.size != size:
         mask = mask.convert("RGB").resize(size, Image.Resampling.NEAREST)
     return mask_colors(mask, what)
 
