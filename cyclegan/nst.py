@@ -411,7 +411,7 @@ def check_config(cfg: StylizeConfig) -> list[float]:
         if unknown:
             raise UserError(f"{option}: unknown layer(s) {', '.join(unknown)}; choose from {', '.join(LAYER_INDEX)}")
     need = min_side([*cfg.content_layers, *cfg.style_layers])
-    if cfg.size < need:
+    if cfg.size is not None and cfg.size < need:  # None: adain, each image at its own size
         raise UserError(f"--size {cfg.size} is too small for the chosen VGG layers: they need at least {need} px")
     if not cfg.styles:
         raise UserError("give at least one style image")
