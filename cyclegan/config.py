@@ -442,12 +442,31 @@ class StylizeConfig:
                                       "downloaded once).")
     batch_size: int = opt(4, "adain: content images of the same size per forward pass.", min=1)
     precision: Precision = opt("auto", "adain: " + PRECISION_HELP)
+    # photorealistic and guided transfer (gatys)
+    photoreal: bool = opt(False, "Photographic style (Luan et al.'s Deep Photo Style Transfer): the output stays "
+                          "locally an affine recolouring of the content; content and style weights default to the "
+                          "paper's 5 and 100.")
+    photoreal_weight: float = opt(1e4, "Weight λ of the photorealism regulariser (--photoreal), as in Luan et al.'s "
+                                  "code: λ/2·Σ VᵀLV with V in [0, 1].", min=0)
+    content_mask: str | None = opt(None, "Colour-coded segmentation of the content image (each flat colour a "
+                                   "region; PNG); with --style-mask, each region takes the style of the same colour.")
+    style_mask: str | None = opt(None, "Colour-coded segmentation of the style image, colours as in --content-mask.")
+    auto_masks: bool = opt(False, "Make both masks with a segmentation net (torchvision's DeepLabV3, VOC classes "
+                           "merged into coarse regions; weights downloaded once).")
+    seg_weights: str | None = opt(None, "--auto-masks: DeepLabV3 MobileNetV3-Large weights file (torchvision's "
+                                  "deeplabv3_mobilenet_v3_large COCO/VOC file), for offline use.")
+    histogram_weight: float = opt(0.0, "Weight of the histogram loss (Risser et al.) at the style layers: matches "
+                                  "each feature's distribution, not just Gram matrices; 0 disables it.", min=0)
 
     def __post_init__(self) -> None:
         if self.size is None and self.method == "gatys":  # adain keeps None: each image's own size
             self.size = 512
 
     def problems(self) -> Iterator[str]:
+        guided = {"--photoreal": self.photoreal, "--content-mask": self.content_mask, "--auto-masks": self.auto_masks,
+                  "--histogram-weight": self.histogram_weight}
+        if self.method != "gatys" and (given := [flag for flag, value in guided.items() if value]):
+            yield f"{', '.join(given)}: optimisation options, for --method gatys"
         if self.method == "adain":
             if self.size is not None and self.size < ADAIN_MIN_SIZE:
                 yield problem("--size", self.size, f"must be at least {ADAIN_MIN_SIZE} for adain (its encoder "
@@ -457,6 +476,12 @@ class StylizeConfig:
         if self.size < need:
             yield problem("--size", self.size, f"must be at least {need} for the layers chosen (VGG19 halves the "
                           "image at each pooling)")
+        if (self.content_mask is None) != (self.style_mask is None):
+            yield "--content-mask and --style-mask go together: give both"
+        if self.auto_masks and self.content_mask is not None:
+            yield "--auto-masks makes the masks: give it or --content-mask/--style-mask, not both"
+        if (self.auto_masks or self.style_mask is not None) and len(self.styles) > 1:
+            yield "masks work with one style image"
 
 
 @dataclass
@@ -509,3 +534,18 @@ class StyleTrainConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.checkpoints_dir) / self.name
+
+
+@dataclass
+class SmoothConfig:
+    """Options of ``cyclegan smooth``: Li et al.'s closed-form photorealistic smoothing (ECCV 2018)."""
+
+    stylized: str = opt("", cli=False)
+    content: str = opt("", cli=False)
+    output: str = opt("", cli=False)
+    strength: float = opt(1e4, "λ of (I + λ·L̃)·R = S: how strongly the result is pulled onto a locally affine "
+                          "function of the content (Li et al.'s β = λ/(1 + λ); 1e4 is their 0.9999).", check=positive)
+    eps: float = opt(1e-7, "ε of the matting windows: larger smooths more across edges of faint contrast, and "
+                     "flattens the contrast a little.", check=positive)
+    size: int | None = opt(None, "Long side in pixels to work at (default: STYLIZED's size).", min=3)
+    device: str = opt("auto", DEVICE_HELP, check=device_name)

@@ -45,6 +45,7 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of YIQ/YUV/YCbCr
 OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("max", "avg")
 INITS = ("content", "noise", "style")
+PHOTOREAL_CONTENT_WEIGHT, PHOTOREAL_STYLE_WEIGHT = 5.0, 100.0  # Luan et al.'s code (Caffe VGG19 feature units)
 VGG19_URL = VGG19_Weights.IMAGENET1K_V1.url  # the default weights, as torchvision downloads them
 
 
@@ -203,7 +204,12 @@ def style_targets(
 
 
 class Objective(nn.Module):
-    """Weighted content, style and total-variation losses of an image against fixed targets."""
+    """Weighted content, style and total-variation losses of an image against fixed targets.
+
+    Optional terms: ``guide`` replaces the Gram loss by a loss of the features (the per-region Gram
+    loss of semantic masks), ``histogram`` adds one weighted by ``histogram_weight`` (Risser et al.),
+    and ``regularizer`` one of the image itself, already weighted (the photorealism regulariser).
+    """
 
     def __init__(
         self,
@@ -214,6 +220,11 @@ class Objective(nn.Module):
         content_weight: float = 1.0,
         style_weight: float = 1e6,
         tv_weight: float = 0.0,
+        *,
+        guide: nn.Module | None = None,
+        histogram: nn.Module | None = None,
+        histogram_weight: float = 0.0,
+        regularizer: nn.Module | None = None,
     ):
         super().__init__()
         self.extractor = extractor
@@ -221,18 +232,27 @@ class Objective(nn.Module):
             feats = extractor(content)
         self.content_targets = {name: feats[name] for name in content_layers}
         self.grams = grams
-        self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+        self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight,
+                        "histogram": histogram_weight}
+        self.guide, self.histogram, self.regularizer = guide, histogram, regularizer
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.extractor(x)
         content = sum(F.mse_loss(feats[n], t) for n, t in self.content_targets.items())
-        style = sum(F.mse_loss(gram_matrix(feats[n]), t) for n, t in self.grams.items())
+        if self.guide is not None:
+            style = self.guide(feats)
+        else:
+            style = sum(F.mse_loss(gram_matrix(feats[n]), t) for n, t in self.grams.items())
         losses = {
             "content": self.weights["content"] * content,
             "style": self.weights["style"] * style,
             "tv": self.weights["tv"] * total_variation(x),
         }
-        losses["total"] = losses["content"] + losses["style"] + losses["tv"]
+        if self.histogram is not None:
+            losses["histogram"] = self.weights["histogram"] * self.histogram(feats)
+        if self.regularizer is not None:
+            losses["photoreal"] = self.regularizer(x)
+        losses["total"] = sum(losses.values())
         return losses
 
 
@@ -422,6 +442,24 @@ class Stylizer:
         # Colour-preserving transfer matches style luminance to each content image, so its targets are
         # per image; otherwise they are computed once here for the whole folder.
         self.grams = None if cfg.preserve_color else self._grams(self.style_tensors)
+        # Luan et al.'s weights, unless given: they hold in the Caffe VGG19's feature units (see README).
+        defaults = StylizeConfig(method=cfg.method)
+        self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
+        if cfg.photoreal and (cfg.content_weight, cfg.style_weight) == (defaults.content_weight, defaults.style_weight):
+            self.content_weight, self.style_weight = PHOTOREAL_CONTENT_WEIGHT, PHOTOREAL_STYLE_WEIGHT
+        self.segmenter = None
+        self.style_mask = None  # (region index, colours) at the style tensor's size
+        if cfg.auto_masks:
+            from .style.masks import auto_mask, load_segmenter
+
+            self.segmenter = load_segmenter(cfg.seg_weights, device)
+            self.style_mask = auto_mask(self.segmenter, to_pil_image(self.style_tensors[0][0].cpu()))
+        elif cfg.style_mask is not None:
+            from .style.masks import load_mask
+
+            h, w = self.style_tensors[0].shape[-2:]
+            self.style_mask = load_mask(cfg.style_mask, (w, h), "--style-mask")
+            load_mask(cfg.content_mask, None, "--content-mask")  # a bad file stops the run here, not per image
 
     def _check_side(self, x: torch.Tensor, what: str, remedy: str) -> None:
         """Fail before any optimisation if the deepest layer would see an empty feature map."""
@@ -452,9 +490,10 @@ class Stylizer:
             init = torch.rand(x.shape, generator=gen).to(self.device)
         else:
             init = F.interpolate(styles[0], size=x.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
-        objective = Objective(
-            self.extractor, x, grams, cfg.content_layers, cfg.content_weight, cfg.style_weight, cfg.tv_weight
-        )
+        # --photoreal runs one stage, the regulariser on from the first step. Luan et al. run 1000 steps
+        # without it, then 1000 with it; at a few hundred steps the first stage's painterly texture
+        # outlives the second, while the one stage stays clean.
+        objective = self._objective(content, x, styles, grams, regularize=cfg.photoreal)
         out, start, end = optimize(objective, init, cfg.steps, cfg.optimizer, cfg.lr, on_step)
         image = to_pil_image(out[0].cpu())
         if cfg.preserve_color:
@@ -462,8 +501,42 @@ class Stylizer:
         return image, start, end
 
 
+    def _objective(self, content: Image.Image, x: torch.Tensor, styles: list[torch.Tensor],
+                   grams: dict[str, torch.Tensor], regularize: bool = False) -> Objective:
+        """The loss of one content image ``x`` (its PIL ``content``): Gram or per-region Gram, and the
+        histogram and photorealism terms that the options ask for."""
+        cfg = self.cfg
+        guide = histogram = regularizer = None
+        if cfg.histogram_weight > 0 or self.style_mask is not None:
+            with torch.no_grad():
+                sizes = {n: f.shape[-2:] for n, f in self.extractor(x).items() if n in cfg.style_layers}
+                style_feats = [{n: f for n, f in self.extractor(s).items() if n in cfg.style_layers} for s in styles]
+        if cfg.histogram_weight > 0:
+            from .style.histogram import HistogramLoss
+
+            histogram = HistogramLoss(style_feats, self.blend, sizes)
+        if self.style_mask is not None:
+            from .style.masks import SemanticStyleLoss, auto_mask, load_mask, pair_regions
+
+            if self.segmenter is not None:
+                content_mask = auto_mask(self.segmenter, content)
+            else:
+                content_mask = load_mask(cfg.content_mask, content.size, "--content-mask")
+            c_masks, s_masks = pair_regions(content_mask, self.style_mask)
+            guide = SemanticStyleLoss(style_feats[0], c_masks.to(self.device), s_masks.to(self.device), sizes)
+        if regularize:
+            from .style.photoreal import PhotorealismLoss
+
+            regularizer = PhotorealismLoss(image_tensor(content, self.device), cfg.photoreal_weight)
+        return Objective(
+            self.extractor, x, grams, cfg.content_layers, self.content_weight, self.style_weight, cfg.tv_weight,
+            guide=guide, histogram=histogram, histogram_weight=cfg.histogram_weight, regularizer=regularizer,
+        )
+
+
 def _format_losses(losses: dict[str, float]) -> str:
-    return " ".join(f"{k} {losses[k]:.3g}" for k in ("content", "style", "tv", "total"))
+    keys = ("content", "style", "tv", "histogram", "photoreal", "total")
+    return " ".join(f"{k} {losses[k]:.3g}" for k in keys if k in losses)
 
 
 def stylize(cfg: StylizeConfig, console: Console | None = None) -> Summary:

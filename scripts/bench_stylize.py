@@ -127,6 +127,77 @@ def main() -> None:
         print(f"\n* extrapolated from the time per step ({args.steps} steps timed)")
     if note:
         print(note)
+    photoreal_section(extractor, args.sizes, args.steps, device)
+
+
+# --- photorealistic and guided terms ------------------------------------------------------------------
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak memory so far: CUDA's allocator on a GPU, the process's peak resident set on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def photoreal_section(extractor: nst.VGGFeatures, sizes: list[int], steps: int, device: torch.device) -> None:
+    """The cost of --photoreal's Matting Laplacian and regulariser, and of --histogram-weight's loss.
+
+    Build: seconds to build the Laplacian once per image, the CSR matrix's size, and the growth of the
+    peak memory while building it (sizes run in increasing order, so each row's growth is its own).
+    Per step: the regulariser's forward and backward (one sparse matrix product), the histogram loss's
+    forward and backward at the style layers, and a whole L-BFGS step with the histogram loss against
+    the plain one.
+    """
+    from cyclegan.style.histogram import HistogramLoss
+    from cyclegan.style.photoreal import PhotorealismLoss
+
+    cfg = StylizeConfig()
+    print("\n--photoreal and --histogram-weight (fp32)\n")
+    print(f"{'size':>6} {'L build (s)':>12} {'L (MiB)':>8} {'build peak +MiB':>16} {'reg/step (ms)':>14} "
+          f"{'hist/step (ms)':>15} {'step (ms)':>10} {'+hist step (ms)':>16}")
+    for size in sorted(sizes):
+        content, style = synthetic_image(size, 0, device), synthetic_image(size, 1, device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        before = peak_memory_mib(device)
+        sync(device)
+        start = time.perf_counter()
+        reg = PhotorealismLoss(content, 1e4)
+        sync(device)
+        build = time.perf_counter() - start
+        # On a CPU the peak resident set only shows growth beyond the earlier rows' (and the VGG runs') peak.
+        grown = peak_memory_mib(device) - (0 if device.type == "cuda" else before)
+        lap = reg.laplacian
+        mib = sum(t.numel() * t.element_size() for t in (lap.values(), lap.col_indices(), lap.crow_indices())) / 2**20
+        x = content.clone().requires_grad_(True)
+        per_reg = seconds(lambda x=x, reg=reg: reg(x).backward(), device, 5)
+        with torch.no_grad():
+            feats = {n: f for n, f in extractor(style).items() if n in cfg.style_layers}
+        sizes_at = {n: f.shape[-2:] for n, f in feats.items()}
+        hist = HistogramLoss([feats], [1.0], sizes_at)
+        live = {n: f.clone().requires_grad_(True) for n, f in feats.items()}
+        per_hist = seconds(lambda hist=hist, live=live: hist(live).backward(), device, 5)
+        plain = gatys_per_step(extractor, size, steps, device)
+        with_hist = histogram_step(extractor, content, style, hist, steps, device)
+        print(f"{size:>5}² {build:>12.2f} {mib:>8.0f} {grown:>16.0f} {per_reg * 1e3:>14.1f} {per_hist * 1e3:>15.1f} "
+              f"{plain * 1e3:>10.1f} {with_hist * 1e3:>16.1f}")
+
+
+def histogram_step(extractor, content, style, hist, steps: int, device: torch.device) -> float:
+    """Seconds per L-BFGS step of the Gatys loss with the histogram loss added."""
+    cfg = StylizeConfig()
+    grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
+    objective = nst.Objective(extractor, content, grams, cfg.content_layers, histogram=hist, histogram_weight=1.0)
+    nst.optimize(objective, content, 2)  # warm-up
+    count: list = []
+    sync(device)
+    start = time.perf_counter()
+    nst.optimize(objective, content, steps, on_step=count.append)
+    sync(device)
+    return (time.perf_counter() - start) / len(count)
 
 
 if __name__ == "__main__":
