@@ -341,6 +341,16 @@ class StepRun:
             log.info("done: %d steps; %s", self.step, self.outputs())
         return interrupted
 
+    def check_batch(self, batch: dict) -> None:
+        """Warn once per unreadable image the data workers skipped; raise a worker's error here, in the main
+        process, so that it reads as one line (the subclass keeps ``warned``, a set)."""
+        for msg in batch["bad"]:
+            if msg not in self.warned:
+                self.warned.add(msg)
+                log.warning("skipping unreadable image %s", msg)
+        if "error" in batch:
+            raise UserError(batch["error"])
+
     def end_of_step(self, progress: Progress) -> None:
         """After each step: save every ``save_every`` steps (an epoch-based run overrides this)."""
         if self.step % self.cfg.save_every == 0:

@@ -421,12 +421,7 @@ class CycleGANRun(StepRun):
         return f"generators in {self.folder.path}"
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        for msg in batch["bad"]:
-            if msg not in self.warned:
-                self.warned.add(msg)
-                log.warning("skipping unreadable image %s", msg)
-        if "error" in batch:  # raised here, in the main process, so that it reads as one line
-            raise UserError(batch["error"])
+        self.check_batch(batch)
         real_A = batch["A"].to(self.device, non_blocking=True)
         real_B = batch["B"].to(self.device, non_blocking=True)
         if self.cfg.channels_last:

@@ -553,12 +553,7 @@ class DecoderRun(StepRun):
                  cfg.name, len(content), len(styles), self.step, self.stop_at, device, self.precision)
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        for msg in batch["bad"]:
-            if msg not in self.warned:
-                self.warned.add(msg)
-                log.warning("skipping unreadable image %s", msg)
-        if "error" in batch:
-            raise UserError(batch["error"])
+        self.check_batch(batch)
         content, style = batch["A"].to(self.device), batch["B"].to(self.device)
         self.in_step = True
         self.opt.zero_grad(set_to_none=True)

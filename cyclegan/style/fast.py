@@ -447,12 +447,7 @@ class FastStyleRun(StepRun):
         return f"network in {self.folder.path / EXPORT}"
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        for msg in batch["bad"]:
-            if msg not in self.warned:
-                self.warned.add(msg)
-                log.warning("skipping unreadable image %s", msg)
-        if "error" in batch:
-            raise UserError(batch["error"])
+        self.check_batch(batch)
         x = batch["content"].to(self.device, non_blocking=True).float()
         # one style per batch, in turn (Dumoulin et al.); after --add-style the new styles only
         s = self.frozen + self.step % (self.spec.n_styles - self.frozen)
