@@ -18,7 +18,8 @@ from .config import EvalConfig, SmoothConfig, StyleTrainConfig, StylizeConfig, T
 from .errors import UserError
 
 app = typer.Typer(
-    help="Unpaired image-to-image translation with CycleGAN: train, translate, stylize, evaluate.",
+    help="Unpaired image-to-image translation with CycleGAN, and style transfer: train, translate, export, "
+         "stylize, train-style, evaluate.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
@@ -319,7 +320,8 @@ def models_list() -> None:
         table.add_row(f"adain_{part}", about, "COCO + WikiArt" if part == "decoder" else "ImageNet", here)
     out = Console(markup=False)  # printed as written: paths may hold [brackets]
     out.print(table)
-    out.print("Use one with `cyclegan translate --pretrained NAME INPUT OUTPUT`; they download on first use.")
+    out.print("Use a generator with `cyclegan translate --pretrained NAME INPUT OUTPUT`; the adain files are "
+              "what `cyclegan stylize --method adain` uses. All download on first use.")
     from .catalog import FAST_STYLE_MODELS
 
     styles = Table(title=Text(f"Fast style networks of pytorch/examples (cache: {models_dir() / 'fast_style'}/)"))
