@@ -176,8 +176,7 @@ def photoreal_section(extractor: nst.VGGFeatures, sizes: list[int], steps: int, 
         per_reg = seconds(lambda x=x, reg=reg: reg(x).backward(), device, 5)
         with torch.no_grad():
             feats = {n: f for n, f in extractor(style).items() if n in cfg.style_layers}
-        sizes_at = {n: f.shape[-2:] for n, f in feats.items()}
-        hist = HistogramLoss([feats], [1.0], sizes_at)
+        hist = HistogramLoss([feats], [1.0])
         live = {n: f.clone().requires_grad_(True) for n, f in feats.items()}
         per_hist = seconds(lambda hist=hist, live=live: hist(live).backward(), device, 5)
         plain = gatys_per_step(extractor, size, steps, device)

@@ -6,64 +6,118 @@ the right correlations with the wrong distribution of values: washed-out or flic
 loss remaps each output feature channel onto the style's histogram of that channel and penalises the
 distance to the remapped features, ‖F − remap(F)‖².
 
-The remapping is a histogram match by sorting (the exact version of Risser et al.'s binned one): the
-k-th smallest value of a channel becomes the style's value at the same quantile. It depends on F only
-through the order of its values, so its derivative is zero wherever the values are distinct, and the
-gradient of the loss is 2·(F − remap(F)), as in the paper.
+The remapping is Risser et al.'s binned histogram match (their implementation also uses 256 bins). Per
+style layer and channel, the style's bin edges (its min..max) and cumulative histogram are computed
+once per image (:func:`style_histogram`). Per step, the output channel is counted into as many bins
+over its own min..max (a bucket index and a bincount: linear in the values, no sort), each output
+value's quantile is read off its piecewise-linear CDF, and the style's inverse CDF (also piecewise
+linear) turns that quantile into the remapped value, within the style's range. With identical features
+both CDFs are the same function, so the remap is the identity up to rounding. As in the paper, the
+remap is a fixed target for the step (it is detached), so the gradient of the loss is 2·(F − remap(F))/n.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def quantiles(sorted_values: torch.Tensor, n: int) -> torch.Tensor:
-    """``[C, M]`` values sorted along dim 1 → ``[C, n]``: the same distribution, linearly resampled to n."""
-    m = sorted_values.shape[1]
-    if m == n:
-        return sorted_values
-    pos = torch.linspace(0, m - 1, n, device=sorted_values.device, dtype=sorted_values.dtype)
-    lo = pos.floor().long().clamp(max=m - 1)
-    hi = (lo + 1).clamp(max=m - 1)
-    t = pos - lo
-    return sorted_values[:, lo] * (1 - t) + sorted_values[:, hi] * t
+BINS = 256
 
 
-def remap(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``[C, N]`` features with each channel's values replaced by ``target``'s (``[C, N]``, sorted), rank for rank."""
-    order = features.argsort(dim=1)
-    return torch.empty_like(features).scatter_(1, order, target)
+class Histogram(NamedTuple):
+    """Per channel of a style layer: bin edges ``lo`` + k·``width`` (``[C, 1]`` each) and the CDF at the
+    K+1 edges (``[C, K+1]``, from 0 to 1)."""
+
+    lo: torch.Tensor
+    width: torch.Tensor
+    cdf: torch.Tensor
 
 
-def histogram_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean of (F − remap(F))² over a ``[1, C, H, W]`` feature map; ``target`` ``[C, H·W]`` sorted per channel."""
-    f = features[0].reshape(features.shape[1], -1)
-    return F.mse_loss(f, remap(f.detach(), target))
+def bin_counts(
+    values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, bins: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[C, N]`` values (within the range of the bins) → (their bin, ``[C, N]`` long; the
+    fraction of each channel's values per bin, ``[C, bins]``). One bincount for all channels."""
+    c, n = values.shape
+    index = ((values - lo) / width).long().clamp_(0, bins - 1)  # the maximum falls in the last bin
+    offset = torch.arange(c, device=values.device).unsqueeze(1) * bins
+    counts = torch.bincount((index + offset).flatten(), minlength=c * bins).view(c, bins)
+    return index, counts.to(values.dtype) / n
+
+
+def cumulative(fractions: torch.Tensor) -> torch.Tensor:
+    """``[C, K]`` fractions per bin → ``[C, K+1]`` CDF at the bin edges."""
+    return F.pad(fractions.cumsum(dim=1), (1, 0)).clamp_(max=1)
+
+
+def edges(lo: torch.Tensor, hi: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[C]`` minima and maxima → the bins' first edge and width, ``[C, 1]`` each. A constant channel
+    (a ReLU that never fires) gets a tiny width, not zero."""
+    return lo.unsqueeze(1), ((hi - lo) / bins).clamp_min(torch.finfo(lo.dtype).tiny).unsqueeze(1)
+
+
+def style_histogram(values: list[torch.Tensor], weights: list[float], bins: int = BINS) -> Histogram:
+    """The histogram of each channel of several styles' ``[C, N_i]`` values, mixed by ``weights``.
+
+    The bins span the union of the styles' ranges (styles of weight 0 are left out); each style
+    contributes its fractions of values per bin in proportion to its weight, whatever its size.
+    """
+    used = [(v, w) for v, w in zip(values, weights, strict=True) if w > 0]
+    lo = torch.stack([v.amin(dim=1) for v, _ in used]).amin(dim=0)
+    hi = torch.stack([v.amax(dim=1) for v, _ in used]).amax(dim=0)
+    lo, width = edges(lo, hi, bins)
+    total = sum(w for _, w in used)
+    fractions = sum(bin_counts(v, lo, width, bins)[1] * (w / total) for v, w in used)
+    return Histogram(lo, width, cumulative(fractions))
+
+
+def channels(features: torch.Tensor) -> torch.Tensor:
+    """``[1, C, h, w]`` → ``[C, h·w]``."""
+    return features[0].reshape(features.shape[1], -1)
+
+
+def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
+    """``[C, N]`` features with each channel mapped onto the style's histogram of it (see the module)."""
+    bins = style.cdf.shape[1] - 1
+    # The output's quantile of each value, from its own histogram over its own range (binned on the
+    # style's edges instead, an output narrower than a few style bins would have its tails squeezed,
+    # and one outside the style's range would collapse onto a single value).
+    lo, width = edges(features.amin(dim=1), features.amax(dim=1), bins)
+    index, fractions = bin_counts(features, lo, width, bins)
+    inside = ((features - lo) / width - index).clamp_(0, 1)  # where in its bin: the CDF is linear there
+    quantile = cumulative(fractions).gather(1, index) + inside * fractions.gather(1, index)
+    # The style's inverse CDF: the bin whose CDF interval holds the quantile, linear inside it. The
+    # result lies within the style's range: the output's minimum goes to the style's, its maximum too.
+    cdf = style.cdf
+    j = (torch.searchsorted(cdf, quantile.contiguous(), right=True) - 1).clamp_(0, bins - 1)
+    below = cdf.gather(1, j)
+    mass = (cdf.gather(1, j + 1) - below).clamp_min(torch.finfo(cdf.dtype).tiny)
+    t = ((quantile - below) / mass).clamp_(0, 1)
+    return style.lo + (j + t) * style.width
+
+
+def histogram_loss(features: torch.Tensor, style: Histogram) -> torch.Tensor:
+    """Mean of (F − remap(F))² over a ``[1, C, H, W]`` feature map; the remap is a fixed target."""
+    f = channels(features)
+    return F.mse_loss(f, remap(f.detach(), style))
 
 
 class HistogramLoss(nn.Module):
     """Σ over style layers of :func:`histogram_loss` against the style images' features.
 
     ``styles`` holds each style image's features (layer → ``[1, C, h, w]``) and ``blend`` their weights:
-    several styles give the mixture of their histograms, each in proportion to its weight. ``sizes`` maps
-    a layer to the output's feature map size, so that the sorted targets are resampled once per image,
-    not per step.
+    several styles give the mixture of their histograms, each in proportion to its weight. The style
+    histograms are computed here, once per image; the output may have any size.
     """
 
-    def __init__(self, styles: list[dict[str, torch.Tensor]], blend: list[float], sizes: dict[str, tuple[int, int]]):
+    def __init__(self, styles: list[dict[str, torch.Tensor]], blend: list[float], bins: int = BINS):
         super().__init__()
-        self.targets = {}
-        total = sum(blend)
-        for name, (h, w) in sizes.items():
-            parts = []
-            for feats, weight in zip(styles, blend, strict=True):
-                values = feats[name][0].reshape(feats[name].shape[1], -1).sort(dim=1).values
-                if weight > 0:
-                    parts.append(quantiles(values, max(1, round(values.shape[1] * weight / total * len(styles)))))
-            mixture = torch.cat(parts, dim=1).sort(dim=1).values
-            self.targets[name] = quantiles(mixture, h * w)
+        self.targets = {
+            name: style_histogram([channels(feats[name]) for feats in styles], blend, bins) for name in styles[0]
+        }
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(histogram_loss(feats[name], target) for name, target in self.targets.items())
