@@ -9,9 +9,11 @@ distance to the remapped features, ‖F − remap(F)‖².
 The remapping is Risser et al.'s binned histogram match (their implementation also uses 256 bins). Per
 style layer and channel, the style's bin edges (its min..max) and cumulative histogram are computed
 once per image (:func:`style_histogram`). Per step, the output channel is counted into as many bins
-over its own min..max (a bucket index and a bincount: linear in the values, no sort), each output
-value's quantile is read off its piecewise-linear CDF, and the style's inverse CDF (also piecewise
-linear) turns that quantile into the remapped value, within the style's range. With identical features
+over its own min..max (a bucket index and a bincount: linear in the values, no sort); a value's
+quantile is read off this piecewise-linear CDF, and the style's inverse CDF (also piecewise linear)
+turns the quantile into the remapped value, within the style's range. That composition is evaluated
+exactly at 16 points per bin (a few thousand per channel, through ``searchsorted``) and linearly
+between them, so that each feature costs a bucket index and a table look-up. With identical features
 both CDFs are the same function, so the remap is the identity up to rounding. As in the paper, the
 remap is a fixed target for the step (it is detached), so the gradient of the loss is 2·(F − remap(F))/n.
 """
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 BINS = 256
+FINE = 16  # cells per bin at which the remap is evaluated exactly (linear in between)
 
 
 class Histogram(NamedTuple):
@@ -79,24 +82,43 @@ def channels(features: torch.Tensor) -> torch.Tensor:
     return features[0].reshape(features.shape[1], -1)
 
 
-def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
-    """``[C, N]`` features with each channel mapped onto the style's histogram of it (see the module)."""
-    bins = style.cdf.shape[1] - 1
-    # The output's quantile of each value, from its own histogram over its own range (binned on the
-    # style's edges instead, an output narrower than a few style bins would have its tails squeezed,
-    # and one outside the style's range would collapse onto a single value).
-    lo, width = edges(features.amin(dim=1), features.amax(dim=1), bins)
-    index, fractions = bin_counts(features, lo, width, bins)
-    inside = ((features - lo) / width - index).clamp_(0, 1)  # where in its bin: the CDF is linear there
-    quantile = cumulative(fractions).gather(1, index) + inside * fractions.gather(1, index)
-    # The style's inverse CDF: the bin whose CDF interval holds the quantile, linear inside it. The
-    # result lies within the style's range: the output's minimum goes to the style's, its maximum too.
+def inverse_cdf(style: Histogram, quantile: torch.Tensor, right: bool) -> torch.Tensor:
+    """The style's value at each ``[C, M]`` quantile: the bin whose CDF interval holds it, linear inside.
+
+    Where the CDF is flat (empty bins) the inverse jumps: ``right`` picks the value past the jump (the
+    limit from above), otherwise the one before it (the limit from below).
+    """
     cdf = style.cdf
-    j = (torch.searchsorted(cdf, quantile.contiguous(), right=True) - 1).clamp_(0, bins - 1)
+    bins = cdf.shape[1] - 1
+    j = (torch.searchsorted(cdf, quantile.contiguous(), right=right) - 1).clamp_(0, bins - 1)
     below = cdf.gather(1, j)
     mass = (cdf.gather(1, j + 1) - below).clamp_min(torch.finfo(cdf.dtype).tiny)
-    t = ((quantile - below) / mass).clamp_(0, 1)
-    return style.lo + (j + t) * style.width
+    return style.lo + (j + ((quantile - below) / mass).clamp_(0, 1)) * style.width
+
+
+def remap(features: torch.Tensor, style: Histogram, fine: int = FINE) -> torch.Tensor:
+    """``[C, N]`` features with each channel mapped onto the style's histogram of it (see the module)."""
+    c, n = features.shape
+    bins = style.cdf.shape[1] - 1
+    cells = bins * fine
+    # The output's histogram over its own range (on the style's edges instead, an output narrower than
+    # a few style bins would have its tails squeezed, and one outside the style's range would collapse
+    # onto one value), counted in `fine` cells per bin.
+    lo, width = edges(features.amin(dim=1), features.amax(dim=1), cells)
+    pos = (features - lo) / width
+    cell = pos.long().clamp_(0, cells - 1)
+    offset = torch.arange(c, device=features.device).unsqueeze(1) * cells
+    counts = torch.bincount((cell + offset).flatten(), minlength=c * cells).view(c, bins, fine).sum(dim=2)
+    cdf = cumulative(counts.to(features.dtype) / n)
+    # The output's CDF (linear inside a bin) at the cell edges, then the style's inverse CDF there: the
+    # remap at the start and end of each cell, linear in between. Only [C, cells] values go through
+    # searchsorted, not every feature.
+    k = torch.arange(cells + 1, device=features.device)
+    b = (k // fine).clamp_(max=bins - 1)
+    quantile = torch.lerp(cdf[:, b], cdf[:, b + 1], ((k - b * fine) / fine).to(features.dtype))
+    start, end = inverse_cdf(style, quantile[:, :-1], right=True), inverse_cdf(style, quantile[:, 1:], right=False)
+    first = start.gather(1, cell)
+    return first + (pos - cell) * (end.gather(1, cell) - first)
 
 
 def histogram_loss(features: torch.Tensor, style: Histogram) -> torch.Tensor:
