@@ -12,10 +12,11 @@ once per image (:func:`style_histogram`). Per step, the output channel is counte
 over its own min..max (a bucket index and a bincount: linear in the values, no sort); a value's
 quantile is read off this piecewise-linear CDF, and the style's inverse CDF (also piecewise linear)
 turns the quantile into the remapped value, within the style's range. That composition is evaluated
-exactly at 16 points per bin (a few thousand per channel, through ``searchsorted``) and linearly
-between them, so that each feature costs a bucket index and a table look-up. With identical features
-both CDFs are the same function, so the remap is the identity up to rounding. As in the paper, the
-remap is a fixed target for the step (it is detached), so the gradient of the loss is 2·(F − remap(F))/n.
+exactly at 16 points per bin (fewer for small feature maps; a few thousand per channel, through
+``searchsorted``) and linearly between them, so that each feature costs a bucket index and a table
+look-up. With identical features both CDFs are the same function, so the remap is the identity up to
+rounding. As in the paper, the remap is a fixed target for the step (it is detached), so the gradient
+of the loss is 2·(F − remap(F))/n.
 """
 
 from __future__ import annotations
@@ -96,16 +97,19 @@ def inverse_cdf(style: Histogram, quantile: torch.Tensor, right: bool) -> torch.
     return style.lo + (j + ((quantile - below) / mass).clamp_(0, 1)) * style.width
 
 
-def remap(features: torch.Tensor, style: Histogram, fine: int = FINE) -> torch.Tensor:
+def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
     """``[C, N]`` features with each channel mapped onto the style's histogram of it (see the module)."""
     c, n = features.shape
     bins = style.cdf.shape[1] - 1
+    # Up to FINE cells per bin, fewer for small maps: the table should stay smaller than the features.
+    fine = max(1, min(FINE, n // (4 * bins)))
     cells = bins * fine
     # The output's histogram over its own range (on the style's edges instead, an output narrower than
     # a few style bins would have its tails squeezed, and one outside the style's range would collapse
-    # onto one value), counted in `fine` cells per bin.
-    lo, width = edges(features.amin(dim=1), features.amax(dim=1), cells)
-    pos = (features - lo) / width
+    # onto one value), counted per cell.
+    low, high = torch.aminmax(features, dim=1)
+    lo, width = edges(low, high, cells)
+    pos = (features - lo) / width  # as in bin_counts, so that identical features fall in the same bins
     cell = pos.long().clamp_(0, cells - 1)
     offset = torch.arange(c, device=features.device).unsqueeze(1) * cells
     counts = torch.bincount((cell + offset).flatten(), minlength=c * cells).view(c, bins, fine).sum(dim=2)
@@ -117,8 +121,7 @@ def remap(features: torch.Tensor, style: Histogram, fine: int = FINE) -> torch.T
     b = (k // fine).clamp_(max=bins - 1)
     quantile = torch.lerp(cdf[:, b], cdf[:, b + 1], ((k - b * fine) / fine).to(features.dtype))
     start, end = inverse_cdf(style, quantile[:, :-1], right=True), inverse_cdf(style, quantile[:, 1:], right=False)
-    first = start.gather(1, cell)
-    return first + (pos - cell) * (end.gather(1, cell) - first)
+    return torch.lerp(start.gather(1, cell), end.gather(1, cell), pos - cell)
 
 
 def histogram_loss(features: torch.Tensor, style: Histogram) -> torch.Tensor:
