@@ -9,7 +9,7 @@ distance to the remapped features, ‖F − remap(F)‖².
 The remapping is Risser et al.'s binned histogram match (their implementation also uses 256 bins). Per
 style layer and channel, the style's bin edges (its min..max) and cumulative histogram are computed
 once per image (:func:`style_histogram`). Per step, the output channel is counted into as many bins
-over its own min..max (a bucket index and a bincount: linear in the values, no sort); a value's
+over its own min..max (a bucket index and a scatter-add: linear in the values, no sort); a value's
 quantile is read off this piecewise-linear CDF, and the style's inverse CDF (also piecewise linear)
 turns the quantile into the remapped value, within the style's range. That composition is evaluated
 exactly at 16 points per bin (fewer for small feature maps; a few thousand per channel, through
@@ -111,8 +111,8 @@ def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
     lo, width = edges(low, high, cells)
     pos = (features - lo) / width  # as in bin_counts, so that identical features fall in the same bins
     cell = pos.long().clamp_(0, cells - 1)
-    offset = torch.arange(c, device=features.device).unsqueeze(1) * cells
-    counts = torch.bincount((cell + offset).flatten(), minlength=c * cells).view(c, bins, fine).sum(dim=2)
+    ones = torch.ones((), dtype=torch.long, device=features.device).expand(c, n)  # exact counts at any size
+    counts = cell.new_zeros(c, cells).scatter_add_(1, cell, ones).view(c, bins, fine).sum(dim=2)
     cdf = cumulative(counts.to(features.dtype) / n)
     # The output's CDF (linear inside a bin) at the cell edges, then the style's inverse CDF there: the
     # remap at the start and end of each cell, linear in between. Only [C, cells] values go through
@@ -127,7 +127,8 @@ def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
 def histogram_loss(features: torch.Tensor, style: Histogram) -> torch.Tensor:
     """Mean of (F − remap(F))² over a ``[1, C, H, W]`` feature map; the remap is a fixed target."""
     f = channels(features)
-    return F.mse_loss(f, remap(f.detach(), style))
+    # VGG's maps are often channels-last: one copy makes each channel's values contiguous for the remap
+    return F.mse_loss(f, remap(f.detach().contiguous(), style))
 
 
 class HistogramLoss(nn.Module):
