@@ -109,7 +109,7 @@ def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
     # onto one value), counted per cell.
     low, high = torch.aminmax(features, dim=1)
     lo, width = edges(low, high, cells)
-    pos = (features - lo) / width  # as in bin_counts, so that identical features fall in the same bins
+    pos = (features - lo).div_(width)  # as in bin_counts, so that identical features fall in the same bins
     cell = pos.long().clamp_(0, cells - 1)
     ones = torch.ones((), dtype=torch.long, device=features.device).expand(c, n)  # exact counts at any size
     counts = cell.new_zeros(c, cells).scatter_add_(1, cell, ones).view(c, bins, fine).sum(dim=2)
@@ -121,14 +121,15 @@ def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
     b = (k // fine).clamp_(max=bins - 1)
     quantile = torch.lerp(cdf[:, b], cdf[:, b + 1], ((k - b * fine) / fine).to(features.dtype))
     start, end = inverse_cdf(style, quantile[:, :-1], right=True), inverse_cdf(style, quantile[:, 1:], right=False)
-    return torch.lerp(start.gather(1, cell), end.gather(1, cell), pos - cell)
+    # in place: each pass over the features allocates nothing new
+    return start.gather(1, cell).lerp_(end.gather(1, cell), pos.sub_(cell))
 
 
 def histogram_loss(features: torch.Tensor, style: Histogram) -> torch.Tensor:
     """Mean of (F − remap(F))² over a ``[1, C, H, W]`` feature map; the remap is a fixed target."""
-    f = channels(features)
     # VGG's maps are often channels-last: one copy makes each channel's values contiguous for the remap
-    return F.mse_loss(f, remap(f.detach().contiguous(), style))
+    f = channels(features).contiguous()
+    return F.mse_loss(f, remap(f.detach(), style))
 
 
 class HistogramLoss(nn.Module):
