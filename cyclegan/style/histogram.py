@@ -121,7 +121,7 @@ def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
     b = (k // fine).clamp_(max=bins - 1)
     quantile = torch.lerp(cdf[:, b], cdf[:, b + 1], ((k - b * fine) / fine).to(features.dtype))
     start, end = inverse_cdf(style, quantile[:, :-1], right=True), inverse_cdf(style, quantile[:, 1:], right=False)
-    # in place: each pass over the features allocates nothing new
+    # in place where possible: fewer feature-sized temporaries
     return start.gather(1, cell).lerp_(end.gather(1, cell), pos.sub_(cell))
 
 
