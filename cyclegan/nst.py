@@ -514,7 +514,7 @@ class Stylizer:
         if cfg.histogram_weight > 0:
             from .style.histogram import HistogramLoss
 
-            histogram = HistogramLoss(style_feats, self.blend, sizes)
+            histogram = HistogramLoss(style_feats, self.blend)
         if self.style_mask is not None:
             from .style.masks import SemanticStyleLoss, auto_mask, load_mask, pair_regions
 

@@ -127,34 +127,69 @@ def test_smooth_command_writes_a_photographic_image(tmp_path):
 # --- histogram loss ------------------------------------------------------------------------------------
 
 
+def one_style(values: torch.Tensor) -> H.Histogram:
+    """The histogram of ``[C, N]`` style values alone."""
+    return H.style_histogram([values], [1.0])
+
+
 def test_histogram_loss_is_zero_for_identical_features_and_positive_otherwise():
     gen = torch.Generator().manual_seed(0)
     feats = torch.rand(1, 4, 6, 5, generator=gen)
-    target = feats[0].reshape(4, -1).sort(1).values
-    assert float(H.histogram_loss(feats, target)) == 0
+    style = one_style(feats[0].reshape(4, -1))
+    different = float(H.histogram_loss(torch.rand(1, 4, 6, 5, generator=gen), style))
+    assert different > 0
+    assert float(H.histogram_loss(feats * 2, style)) > 0
+    # identical features: both CDFs are the same piecewise-linear function, the remap is the identity
+    assert float(H.histogram_loss(feats, style)) < 1e-6 * different
     # a permutation of the values within each channel has the same histogram: still zero
     shuffled = feats.reshape(1, 4, -1)[..., torch.randperm(30, generator=gen)].reshape(1, 4, 6, 5)
-    assert float(H.histogram_loss(shuffled, target)) < 1e-12
-    assert float(H.histogram_loss(feats * 2, target)) > 0
-    assert float(H.histogram_loss(torch.rand(1, 4, 6, 5, generator=gen), target)) > 0
+    assert float(H.histogram_loss(shuffled, style)) < 1e-6 * different
+    # through the module, with a constant (dead ReLU) channel among them
+    feats[0, 1] = 0
+    loss = H.HistogramLoss([{"conv1_1": feats}], [1.0])
+    assert float(loss({"conv1_1": feats})) < 1e-6 * different
 
 
-def test_histogram_loss_gradient_checks_numerically():
+def test_histogram_loss_gradient_is_the_papers_and_checks_numerically():
     gen = torch.Generator().manual_seed(1)
     feats = torch.rand(1, 3, 4, 4, dtype=torch.float64, generator=gen, requires_grad=True)
-    target = torch.randn(3, 16, dtype=torch.float64, generator=gen).sort(1).values
-    assert torch.autograd.gradcheck(lambda f: H.histogram_loss(f, target), (feats,))
+    style = one_style(torch.randn(3, 16, dtype=torch.float64, generator=gen))
+    H.histogram_loss(feats, style).backward()
+    f = feats.detach()[0].reshape(3, -1)
+    expected = 2 * (f - H.remap(f, style)) / f.numel()
+    assert torch.allclose(feats.grad[0].reshape(3, -1), expected)
+    # the remap is detached (a fixed target for the step, as in the paper): numerically, the loss's
+    # gradient is that of the distance to that target
+    target = H.remap(f, style)
+    assert torch.autograd.gradcheck(lambda x: torch.nn.functional.mse_loss(H.channels(x), target), (feats,))
 
 
-def test_histogram_targets_are_resampled_to_the_output_size_and_mix_styles():
-    values = torch.arange(10.0).view(1, 10)
-    assert torch.allclose(H.quantiles(values, 19), torch.arange(0, 9.5, 0.5).view(1, 19))
-    low = {"conv1_1": torch.zeros(1, 2, 4, 4)}
-    high = {"conv1_1": torch.ones(1, 2, 4, 4)}
-    loss = H.HistogramLoss([low, high], [3.0, 1.0], {"conv1_1": (8, 8)})
-    target = loss.targets["conv1_1"]
-    assert target.shape == (2, 64)
-    assert 0.2 < float(target.mean()) < 0.3  # a quarter of the mixture comes from the style weighted 1
+def test_remap_moves_a_channel_onto_the_style_histogram_within_its_range():
+    gen = torch.Generator().manual_seed(2)
+    style_values = torch.randn(3, 20000, generator=gen) * 2 + 3
+    out = H.remap(torch.rand(3, 20000, generator=gen), one_style(style_values))  # uniform → Gaussian
+    assert torch.allclose(out.mean(1), style_values.mean(1), rtol=0.01)
+    assert torch.allclose(out.std(1), style_values.std(1), rtol=0.01)
+    assert out.min() >= style_values.min() - 1e-5 and out.max() <= style_values.max() + 1e-5
+    # monotone: the order of the output's values is kept
+    x = torch.linspace(-50, 50, 1000).repeat(3, 1)
+    y = H.remap(x, one_style(style_values))
+    assert bool((y[:, 1:] >= y[:, :-1]).all())
+    # far outside the style's range: the extremes go to the style's, nothing lands outside it
+    assert torch.allclose(y[:, 0], style_values.amin(1)) and torch.allclose(y[:, -1], style_values.amax(1))
+
+
+def test_histogram_loss_mixes_several_styles_by_their_weights():
+    gen = torch.Generator().manual_seed(3)
+    low = {"conv1_1": torch.randn(1, 2, 100, 100, generator=gen)}  # around 0
+    high = {"conv1_1": torch.randn(1, 2, 50, 50, generator=gen) + 10}  # around 10, a smaller image
+    loss = H.HistogramLoss([low, high], [3.0, 1.0])
+    out = H.remap(torch.rand(2, 30000, generator=gen), loss.targets["conv1_1"])
+    high_share = (out > 5).double().mean(1)
+    assert torch.allclose(high_share, torch.full_like(high_share, 0.25), atol=0.01)
+    # a style of weight 0 does not count, not even its range
+    only_low = H.HistogramLoss([low, high], [1.0, 0.0]).targets["conv1_1"]
+    assert float(H.remap(torch.rand(2, 1000, generator=gen), only_low).max()) < 6
 
 
 # --- masks ---------------------------------------------------------------------------------------------

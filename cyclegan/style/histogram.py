@@ -6,64 +6,145 @@ the right correlations with the wrong distribution of values: washed-out or flic
 loss remaps each output feature channel onto the style's histogram of that channel and penalises the
 distance to the remapped features, ‖F − remap(F)‖².
 
-The remapping is a histogram match by sorting (the exact version of Risser et al.'s binned one): the
-k-th smallest value of a channel becomes the style's value at the same quantile. It depends on F only
-through the order of its values, so its derivative is zero wherever the values are distinct, and the
-gradient of the loss is 2·(F − remap(F)), as in the paper.
+The remapping is Risser et al.'s binned histogram match (their implementation also uses 256 bins). Per
+style layer and channel, the style's bin edges (its min..max) and cumulative histogram are computed
+once per image (:func:`style_histogram`). Per step, the output channel is counted into as many bins
+over its own min..max (a bucket index and a scatter-add: linear in the values, no sort); a value's
+quantile is read off this piecewise-linear CDF, and the style's inverse CDF (also piecewise linear)
+turns the quantile into the remapped value, within the style's range. That composition is evaluated
+exactly at 16 points per bin (fewer for small feature maps; a few thousand per channel, through
+``searchsorted``) and linearly between them, so that each feature costs a bucket index and a table
+look-up. With identical features both CDFs are the same function, so the remap is the identity up to
+rounding. As in the paper, the remap is a fixed target for the step (it is detached), so the gradient
+of the loss is 2·(F − remap(F))/n.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def quantiles(sorted_values: torch.Tensor, n: int) -> torch.Tensor:
-    """``[C, M]`` values sorted along dim 1 → ``[C, n]``: the same distribution, linearly resampled to n."""
-    m = sorted_values.shape[1]
-    if m == n:
-        return sorted_values
-    pos = torch.linspace(0, m - 1, n, device=sorted_values.device, dtype=sorted_values.dtype)
-    lo = pos.floor().long().clamp(max=m - 1)
-    hi = (lo + 1).clamp(max=m - 1)
-    t = pos - lo
-    return sorted_values[:, lo] * (1 - t) + sorted_values[:, hi] * t
+BINS = 256
+FINE = 16  # cells per bin at which the remap is evaluated exactly (linear in between)
 
 
-def remap(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``[C, N]`` features with each channel's values replaced by ``target``'s (``[C, N]``, sorted), rank for rank."""
-    order = features.argsort(dim=1)
-    return torch.empty_like(features).scatter_(1, order, target)
+class Histogram(NamedTuple):
+    """Per channel of a style layer: bin edges ``lo`` + k·``width`` (``[C, 1]`` each) and the CDF at the
+    K+1 edges (``[C, K+1]``, from 0 to 1)."""
+
+    lo: torch.Tensor
+    width: torch.Tensor
+    cdf: torch.Tensor
 
 
-def histogram_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean of (F − remap(F))² over a ``[1, C, H, W]`` feature map; ``target`` ``[C, H·W]`` sorted per channel."""
-    f = features[0].reshape(features.shape[1], -1)
-    return F.mse_loss(f, remap(f.detach(), target))
+def bin_counts(
+    values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, bins: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[C, N]`` values (within the range of the bins) → (their bin, ``[C, N]`` long; the
+    fraction of each channel's values per bin, ``[C, bins]``). One bincount for all channels."""
+    c, n = values.shape
+    index = ((values - lo) / width).long().clamp_(0, bins - 1)  # the maximum falls in the last bin
+    offset = torch.arange(c, device=values.device).unsqueeze(1) * bins
+    counts = torch.bincount((index + offset).flatten(), minlength=c * bins).view(c, bins)
+    return index, counts.to(values.dtype) / n
+
+
+def cumulative(fractions: torch.Tensor) -> torch.Tensor:
+    """``[C, K]`` fractions per bin → ``[C, K+1]`` CDF at the bin edges."""
+    return F.pad(fractions.cumsum(dim=1), (1, 0)).clamp_(max=1)
+
+
+def edges(lo: torch.Tensor, hi: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[C]`` minima and maxima → the bins' first edge and width, ``[C, 1]`` each. A constant channel
+    (a ReLU that never fires) gets a tiny width, not zero."""
+    return lo.unsqueeze(1), ((hi - lo) / bins).clamp_min(torch.finfo(lo.dtype).tiny).unsqueeze(1)
+
+
+def style_histogram(values: list[torch.Tensor], weights: list[float], bins: int = BINS) -> Histogram:
+    """The histogram of each channel of several styles' ``[C, N_i]`` values, mixed by ``weights``.
+
+    The bins span the union of the styles' ranges (styles of weight 0 are left out); each style
+    contributes its fractions of values per bin in proportion to its weight, whatever its size.
+    """
+    used = [(v, w) for v, w in zip(values, weights, strict=True) if w > 0]
+    lo = torch.stack([v.amin(dim=1) for v, _ in used]).amin(dim=0)
+    hi = torch.stack([v.amax(dim=1) for v, _ in used]).amax(dim=0)
+    lo, width = edges(lo, hi, bins)
+    total = sum(w for _, w in used)
+    fractions = sum(bin_counts(v, lo, width, bins)[1] * (w / total) for v, w in used)
+    return Histogram(lo, width, cumulative(fractions))
+
+
+def channels(features: torch.Tensor) -> torch.Tensor:
+    """``[1, C, h, w]`` → ``[C, h·w]``."""
+    return features[0].reshape(features.shape[1], -1)
+
+
+def inverse_cdf(style: Histogram, quantile: torch.Tensor, right: bool) -> torch.Tensor:
+    """The style's value at each ``[C, M]`` quantile: the bin whose CDF interval holds it, linear inside.
+
+    Where the CDF is flat (empty bins) the inverse jumps: ``right`` picks the value past the jump (the
+    limit from above), otherwise the one before it (the limit from below).
+    """
+    cdf = style.cdf
+    bins = cdf.shape[1] - 1
+    j = (torch.searchsorted(cdf, quantile.contiguous(), right=right) - 1).clamp_(0, bins - 1)
+    below = cdf.gather(1, j)
+    mass = (cdf.gather(1, j + 1) - below).clamp_min(torch.finfo(cdf.dtype).tiny)
+    return style.lo + (j + ((quantile - below) / mass).clamp_(0, 1)) * style.width
+
+
+def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
+    """``[C, N]`` features with each channel mapped onto the style's histogram of it (see the module)."""
+    c, n = features.shape
+    bins = style.cdf.shape[1] - 1
+    # Up to FINE cells per bin, fewer for small maps: the table should stay smaller than the features.
+    fine = max(1, min(FINE, n // (4 * bins)))
+    cells = bins * fine
+    # The output's histogram over its own range (on the style's edges instead, an output narrower than
+    # a few style bins would have its tails squeezed, and one outside the style's range would collapse
+    # onto one value), counted per cell.
+    low, high = torch.aminmax(features, dim=1)
+    lo, width = edges(low, high, cells)
+    pos = (features - lo).div_(width)  # as in bin_counts, so that identical features fall in the same bins
+    cell = pos.long().clamp_(0, cells - 1)
+    ones = torch.ones((), dtype=torch.long, device=features.device).expand(c, n)  # exact counts at any size
+    counts = cell.new_zeros(c, cells).scatter_add_(1, cell, ones).view(c, bins, fine).sum(dim=2)
+    cdf = cumulative(counts.to(features.dtype) / n)
+    # The output's CDF (linear inside a bin) at the cell edges, then the style's inverse CDF there: the
+    # remap at the start and end of each cell, linear in between. Only [C, cells] values go through
+    # searchsorted, not every feature.
+    k = torch.arange(cells + 1, device=features.device)
+    b = (k // fine).clamp_(max=bins - 1)
+    quantile = torch.lerp(cdf[:, b], cdf[:, b + 1], ((k - b * fine) / fine).to(features.dtype))
+    start, end = inverse_cdf(style, quantile[:, :-1], right=True), inverse_cdf(style, quantile[:, 1:], right=False)
+    # in place where possible: fewer feature-sized temporaries
+    return start.gather(1, cell).lerp_(end.gather(1, cell), pos.sub_(cell))
+
+
+def histogram_loss(features: torch.Tensor, style: Histogram) -> torch.Tensor:
+    """Mean of (F − remap(F))² over a ``[1, C, H, W]`` feature map; the remap is a fixed target."""
+    # VGG's maps are often channels-last: one copy makes each channel's values contiguous for the remap
+    f = channels(features).contiguous()
+    return F.mse_loss(f, remap(f.detach(), style))
 
 
 class HistogramLoss(nn.Module):
     """Σ over style layers of :func:`histogram_loss` against the style images' features.
 
     ``styles`` holds each style image's features (layer → ``[1, C, h, w]``) and ``blend`` their weights:
-    several styles give the mixture of their histograms, each in proportion to its weight. ``sizes`` maps
-    a layer to the output's feature map size, so that the sorted targets are resampled once per image,
-    not per step.
+    several styles give the mixture of their histograms, each in proportion to its weight. The style
+    histograms are computed here, once per image; the output may have any size.
     """
 
-    def __init__(self, styles: list[dict[str, torch.Tensor]], blend: list[float], sizes: dict[str, tuple[int, int]]):
+    def __init__(self, styles: list[dict[str, torch.Tensor]], blend: list[float], bins: int = BINS):
         super().__init__()
-        self.targets = {}
-        total = sum(blend)
-        for name, (h, w) in sizes.items():
-            parts = []
-            for feats, weight in zip(styles, blend, strict=True):
-                values = feats[name][0].reshape(feats[name].shape[1], -1).sort(dim=1).values
-                if weight > 0:
-                    parts.append(quantiles(values, max(1, round(values.shape[1] * weight / total * len(styles)))))
-            mixture = torch.cat(parts, dim=1).sort(dim=1).values
-            self.targets[name] = quantiles(mixture, h * w)
+        self.targets = {
+            name: style_histogram([channels(feats[name]) for feats in styles], blend, bins) for name in styles[0]
+        }
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(histogram_loss(feats[name], target) for name, target in self.targets.items())
