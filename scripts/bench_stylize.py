@@ -52,18 +52,23 @@ def seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup
     return (time.perf_counter() - start) / repeats
 
 
-def gatys_per_step(extractor: nst.VGGFeatures, size: int, steps: int, device: torch.device) -> float:
-    cfg = StylizeConfig()
-    content, style = synthetic_image(size, 0, device), synthetic_image(size, 1, device)
-    grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
-    objective = nst.Objective(extractor, content, grams, cfg.content_layers)
-    nst.optimize(objective, content, 2)  # warm-up
+def lbfgs_step_seconds(objective: nst.Objective, content: torch.Tensor, steps: int, device: torch.device) -> float:
+    """Seconds per L-BFGS step (one loss evaluation) of ``objective``, after two warm-up steps."""
+    nst.optimize(objective, content, 2)
     count: list = []
     sync(device)
     start = time.perf_counter()
     nst.optimize(objective, content, steps, on_step=count.append)
     sync(device)
     return (time.perf_counter() - start) / len(count)
+
+
+def gatys_per_step(extractor: nst.VGGFeatures, size: int, steps: int, device: torch.device) -> float:
+    cfg = StylizeConfig()
+    content, style = synthetic_image(size, 0, device), synthetic_image(size, 1, device)
+    grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
+    objective = nst.Objective(extractor, content, grams, cfg.content_layers)
+    return lbfgs_step_seconds(objective, content, steps, device)
 
 
 def transformer_nets(device: torch.device, cin_styles: int) -> tuple[dict, str]:
@@ -190,13 +195,7 @@ def histogram_step(extractor, content, style, hist, steps: int, device: torch.de
     cfg = StylizeConfig()
     grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
     objective = nst.Objective(extractor, content, grams, cfg.content_layers, histogram=hist, histogram_weight=1.0)
-    nst.optimize(objective, content, 2)  # warm-up
-    count: list = []
-    sync(device)
-    start = time.perf_counter()
-    nst.optimize(objective, content, steps, on_step=count.append)
-    sync(device)
-    return (time.perf_counter() - start) / len(count)
+    return lbfgs_step_seconds(objective, content, steps, device)
 
 
 if __name__ == "__main__":
