@@ -542,7 +542,7 @@ class DecoderRun(StepRun):
                                batch)
         self.loader = data_loader(dataset, sampler, cfg.workers, collate, pin_memory=device.type == "cuda")
         self.total_steps = cfg.steps
-        self.stop_at = min(cfg.steps, self.step + (cfg.max_steps or cfg.steps))
+        self.stop_at = min(cfg.steps, cfg.max_steps or cfg.steps)  # --max-steps counts all steps, as in train
         self.config = to_dict(cfg)
         folder.write_config({**self.config, "files": {"content": len(content), "styles": len(styles)}})
         self.tracker = open_tracker(folder.path, cfg.wandb_mode, cfg.wandb_project, cfg.name, self.config, True,
