@@ -292,7 +292,9 @@ def test_train_decoder_smoke_run_and_exact_resume(tmp_path):
 
     adain.train_decoder(train_cfg(tmp_path, "resumed", max_steps=3))
     assert load_state(tmp_path / "runs" / "resumed" / "latest.pt")["step"] == 3
-    adain.train_decoder(train_cfg(tmp_path, "resumed", max_steps=6, resume=True))  # --max-steps: in total
+    adain.train_decoder(train_cfg(tmp_path, "resumed", max_steps=3, resume=True))
+    assert load_state(tmp_path / "runs" / "resumed" / "latest.pt")["step"] == 3  # --max-steps counts all steps
+    adain.train_decoder(train_cfg(tmp_path, "resumed", max_steps=6, resume=True))
     a, b = load_file(run / "decoder.safetensors"), load_file(tmp_path / "runs" / "resumed" / "decoder.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     start = adain.decoder().state_dict()  # it did learn: not the initial weights of any seed
