@@ -169,7 +169,7 @@ def translate(
 
     Outputs keep each input's size (unless --resize or --max-side) and its path relative to INPUT.
     Videos (mp4, mov, mkv, webm, and animated GIFs) are translated frame by frame into the same
-    container, audio copied (needs the [video] extra). Animated WebP inputs are read as their first
+    container, audio copied (needs the video extra). Animated WebP inputs are read as their first
     frame; a still .gif input is written as .png.
     Two inputs that would be written to one output (x.jpg and x.png with --format png), or an output
     over an input, stop the run before any work.
@@ -220,7 +220,7 @@ def export(
     The file holds the network alone: inputs [N, 3, H, W] RGB in [-1, 1], H and W padded to the size
     multiple it names (the conventions are printed, and kept in the ONNX metadata). After writing, the
     export and PyTorch translate a few images of sizes not used at export time; beyond --tolerance
-    (0-255 levels) the export fails and no file is left. ONNX needs: pip install -e '.[export]'
+    (0-255 levels) the export fails and no file is left. ONNX needs the export extra: pip install -e '.\\[export]'
     """
     from rich.table import Table
 
@@ -398,11 +398,15 @@ def stylize(
 ) -> None:
     """Neural style transfer (Gatys et al.): paint CONTENT in the style of one or more paintings.
 
-    A baseline to compare a trained CycleGAN with. --method adain (Huang & Belongie) paints in one forward
-    pass instead, with the published encoder and decoder (downloaded once): --alpha sets the strength; with
-    adain CONTENT may be a video (mp4, mov, mkv, webm, gif; audio copied; needs the [video] extra). CONTENT may be a folder: the outputs then mirror it
-    below OUTPUT, existing outputs are skipped, and failures are reported at the end (exit status 1).
-    To give any image the colours of its content afterwards, see `cyclegan recolor`.
+    --photoreal makes the output look like a photograph of the reference's look (Deep Photo Style
+    Transfer; masks with --content-mask/--style-mask or --auto-masks; --histogram-weight for Risser et
+    al.'s histogram loss). --method adain (Huang & Belongie) paints in one forward pass instead, with the
+    published encoder and decoder (downloaded once; --alpha sets the strength); with adain CONTENT may
+    also be a video (mp4, mov, mkv, webm, gif; audio copied; needs the video extra).
+
+    CONTENT may be a folder: the outputs then mirror it below OUTPUT, existing outputs are skipped, and
+    failures are reported at the end (exit status 1). To give any image the colours of its content
+    afterwards, see `cyclegan recolor`; to make any stylised image photographic, `cyclegan smooth`.
     """
     if cfg.method == "adain":
         from .style.adain import stylize as run_stylize
