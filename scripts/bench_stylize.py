@@ -18,6 +18,7 @@ from the repository root after ``pip install -e .`` (or with ``PYTHONPATH=.``).
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -86,6 +87,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="image sizes (square)")
     parser.add_argument("--steps", type=int, default=10, help="gatys: L-BFGS steps to time per size")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="histogram loss: rounds of --steps steps, plain and +hist taking turns (medians)")
     parser.add_argument("--target-steps", type=int, default=300, help="gatys: steps per image the figure is for")
     parser.add_argument("--repeats", type=int, default=10, help="feed-forward methods: timed passes per size")
     parser.add_argument("--cin-styles", type=int, default=4, help="styles of the CIN network")
@@ -132,7 +135,7 @@ def main() -> None:
         print(f"\n* extrapolated from the time per step ({args.steps} steps timed)")
     if note:
         print(note)
-    photoreal_section(extractor, args.sizes, args.steps, device)
+    photoreal_section(extractor, args.sizes, args.steps, args.rounds, device)
 
 
 # --- photorealistic and guided terms ------------------------------------------------------------------
@@ -147,14 +150,15 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def photoreal_section(extractor: nst.VGGFeatures, sizes: list[int], steps: int, device: torch.device) -> None:
+def photoreal_section(extractor: nst.VGGFeatures, sizes: list[int], steps: int, rounds: int,
+                      device: torch.device) -> None:
     """The cost of --photoreal's Matting Laplacian and regulariser, and of --histogram-weight's loss.
 
     Build: seconds to build the Laplacian once per image, the CSR matrix's size, and the growth of the
     peak memory while building it (sizes run in increasing order, so each row's growth is its own).
     Per step: the regulariser's forward and backward (one sparse matrix product), the histogram loss's
     forward and backward at the style layers, and a whole L-BFGS step with the histogram loss against
-    the plain one (timed one after the other in the same run, and their ratio).
+    the plain one (taking turns for --rounds rounds of --steps steps; medians, and their ratio).
     """
     from cyclegan.style.histogram import HistogramLoss
     from cyclegan.style.photoreal import PhotorealismLoss
@@ -184,18 +188,38 @@ def photoreal_section(extractor: nst.VGGFeatures, sizes: list[int], steps: int, 
         hist = HistogramLoss([feats], [1.0])
         live = {n: f.clone().requires_grad_(True) for n, f in feats.items()}
         per_hist = seconds(lambda hist=hist, live=live: hist(live).backward(), device, 5)
-        plain = gatys_per_step(extractor, size, steps, device)
-        with_hist = histogram_step(extractor, content, style, hist, steps, device)
+        plain, with_hist = interleaved_step_seconds(
+            [objective(extractor, content, style, None), objective(extractor, content, style, hist)],
+            content, steps, rounds, device)
         print(f"{size:>5}² {build:>12.2f} {mib:>8.0f} {grown:>16.0f} {per_reg * 1e3:>14.1f} {per_hist * 1e3:>15.1f} "
               f"{plain * 1e3:>10.1f} {with_hist * 1e3:>16.1f} {with_hist / plain:>12.2f}")
 
 
-def histogram_step(extractor, content, style, hist, steps: int, device: torch.device) -> float:
-    """Seconds per L-BFGS step of the Gatys loss with the histogram loss added."""
+def objective(extractor, content, style, hist) -> nst.Objective:
+    """The Gatys loss of ``stylize``'s defaults, with the histogram loss added when ``hist`` is given."""
     cfg = StylizeConfig()
     grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
-    objective = nst.Objective(extractor, content, grams, cfg.content_layers, histogram=hist, histogram_weight=1.0)
-    return lbfgs_step_seconds(objective, content, steps, device)
+    return nst.Objective(extractor, content, grams, cfg.content_layers, histogram=hist,
+                         histogram_weight=0.0 if hist is None else 1.0)
+
+
+def interleaved_step_seconds(objectives: list[nst.Objective], content: torch.Tensor, steps: int, rounds: int,
+                             device: torch.device) -> list[float]:
+    """Median seconds per L-BFGS step of each objective over ``rounds`` rounds of ``steps`` steps, the
+    objectives taking turns in each round: a ratio of two of them is then measured under the same load
+    (a shared machine's load drifts over a minute; alternating keeps it out of the ratio)."""
+    for obj in objectives:
+        nst.optimize(obj, content, 2)  # warm-up
+    times: list[list[float]] = [[] for _ in objectives]
+    for _ in range(rounds):
+        for obj, seen in zip(objectives, times, strict=True):
+            count: list = []
+            sync(device)
+            start = time.perf_counter()
+            nst.optimize(obj, content, steps, on_step=count.append)
+            sync(device)
+            seen.append((time.perf_counter() - start) / len(count))
+    return [statistics.median(seen) for seen in times]
 
 
 if __name__ == "__main__":

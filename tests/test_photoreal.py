@@ -164,6 +164,33 @@ def test_histogram_loss_gradient_is_the_papers_and_checks_numerically():
     assert torch.autograd.gradcheck(lambda x: torch.nn.functional.mse_loss(H.channels(x), target), (feats,))
 
 
+def test_histogram_loss_of_diverged_features_is_not_finite_and_not_an_error():
+    # L-BFGS can diverge; the optimiser's non-finite check must see it, not an out-of-range index
+    gen = torch.Generator().manual_seed(4)
+    style = one_style(torch.rand(3, 64, generator=gen))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        feats = torch.rand(1, 3, 8, 8, generator=gen)
+        feats[0, 1, 2, 3] = bad
+        assert not torch.isfinite(H.histogram_loss(feats, style))
+
+
+def test_scratch_buffers_give_the_same_remap_and_loss_as_fresh_ones():
+    gen = torch.Generator().manual_seed(5)
+    styles = {"big": torch.randn(1, 4, 40, 40, generator=gen), "small": torch.rand(1, 8, 10, 10, generator=gen)}
+    loss = H.HistogramLoss([styles], [1.0])
+    for _ in range(2):  # the second call reuses the buffers of the first
+        feats = {k: torch.rand_like(v).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+                 for k, v in styles.items()}
+        total = loss(feats)
+        total.backward()
+        for name, f in feats.items():
+            plain = f.detach().clone().requires_grad_(True)
+            expected = H.histogram_loss(plain, loss.targets[name])
+            expected.backward()
+            assert torch.equal(f.grad, plain.grad)
+        assert torch.allclose(total, sum(H.histogram_loss(f.detach(), loss.targets[k]) for k, f in feats.items()))
+
+
 def test_remap_moves_a_channel_onto_the_style_histogram_within_its_range():
     gen = torch.Generator().manual_seed(2)
     style_values = torch.randn(3, 20000, generator=gen) * 2 + 3

@@ -17,6 +17,10 @@ exactly at 16 points per bin (fewer for small feature maps; a few thousand per c
 look-up. With identical features both CDFs are the same function, so the remap is the identity up to
 rounding. As in the paper, the remap is a fixed target for the step (it is detached), so the gradient
 of the loss is 2·(F − remap(F))/n.
+
+The loss runs at every style layer in every step, so its cost is its passes over memory: the remap
+works in scratch buffers kept from step to step (:class:`Scratch`), and the loss's forward and backward
+are written out (:class:`_HistogramLoss`). ``scripts/bench_stylize.py`` times it against a plain step.
 """
 
 from __future__ import annotations
@@ -97,39 +101,95 @@ def inverse_cdf(style: Histogram, quantile: torch.Tensor, right: bool) -> torch.
     return style.lo + (j + ((quantile - below) / mass).clamp_(0, 1)) * style.width
 
 
-def remap(features: torch.Tensor, style: Histogram) -> torch.Tensor:
-    """``[C, N]`` features with each channel mapped onto the style's histogram of it (see the module)."""
+class Scratch:
+    """Feature-sized scratch tensors, kept from one call to the next and shared by the layers.
+
+    A step remaps every style layer; fresh feature-sized temporaries each time cost more than the
+    arithmetic on a CPU, where each large allocation is new memory from the system, zero-filled page by
+    page on first touch. One buffer per role, grown to the largest layer, avoids that.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def __call__(self, role: str, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        dtype = dtype or like.dtype
+        buf = self.buffers.get(role)
+        if buf is None or buf.numel() < like.numel() or buf.dtype != dtype or buf.device != like.device:
+            buf = self.buffers[role] = torch.empty(like.numel(), dtype=dtype, device=like.device)
+        return buf[: like.numel()].view(like.shape)
+
+
+def fresh(role: str, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A new tensor for each role: :func:`remap` without a :class:`Scratch`."""
+    return torch.empty(like.shape, dtype=dtype or like.dtype, device=like.device)
+
+
+def remap(features: torch.Tensor, style: Histogram, scratch=fresh) -> torch.Tensor:
+    """``[C, N]`` features with each channel mapped onto the style's histogram of it (see the module).
+
+    The result is written into ``scratch("remap", features)``: with a :class:`Scratch`, it is only valid
+    until the next call."""
     c, n = features.shape
     bins = style.cdf.shape[1] - 1
-    # Up to FINE cells per bin, fewer for small maps: the table should stay smaller than the features.
-    fine = max(1, min(FINE, n // (4 * bins)))
+    # Up to FINE cells per bin, fewer for small maps: the tables stay under a sixteenth of the features.
+    fine = max(1, min(FINE, n // (16 * bins)))
     cells = bins * fine
     # The output's histogram over its own range (on the style's edges instead, an output narrower than
     # a few style bins would have its tails squeezed, and one outside the style's range would collapse
-    # onto one value), counted per cell.
-    low, high = torch.aminmax(features, dim=1)
-    lo, width = edges(low, high, cells)
-    pos = (features - lo).div_(width)  # as in bin_counts, so that identical features fall in the same bins
-    cell = pos.long().clamp_(0, cells - 1)
+    # onto one value), counted per cell. (amin and amax: on CPU, several times faster than aminmax.)
+    lo, width = edges(features.amin(dim=1), features.amax(dim=1), cells)
+    # as in bin_counts, so that identical features fall in the same bins
+    pos = torch.sub(features, lo, out=scratch("pos", features)).div_(width)
+    # A diverged step (NaN or infinite features) must give a non-finite loss, not out-of-range indices.
+    pos.nan_to_num_(nan=0.0, posinf=cells, neginf=0.0)
+    # pos ≥ 0, so truncation (the cast) is the floor. The maximum (pos = cells) gets a cell of its own,
+    # number `cells`, counted with the last one and remapped to the style's maximum: no clamping pass.
+    cell = scratch("cell", features, torch.long).copy_(pos)
     ones = torch.ones((), dtype=torch.long, device=features.device).expand(c, n)  # exact counts at any size
-    counts = cell.new_zeros(c, cells).scatter_add_(1, cell, ones).view(c, bins, fine).sum(dim=2)
-    cdf = cumulative(counts.to(features.dtype) / n)
+    counts = cell.new_zeros(c, cells + 1).scatter_add_(1, cell, ones)
+    counts[:, -2] += counts[:, -1]
+    cdf = cumulative(counts[:, :-1].reshape(c, bins, fine).sum(dim=2).to(features.dtype) / n)
     # The output's CDF (linear inside a bin) at the cell edges, then the style's inverse CDF there: the
     # remap at the start and end of each cell, linear in between. Only [C, cells] values go through
     # searchsorted, not every feature.
     k = torch.arange(cells + 1, device=features.device)
     b = (k // fine).clamp_(max=bins - 1)
     quantile = torch.lerp(cdf[:, b], cdf[:, b + 1], ((k - b * fine) / fine).to(features.dtype))
-    start, end = inverse_cdf(style, quantile[:, :-1], right=True), inverse_cdf(style, quantile[:, 1:], right=False)
-    # in place where possible: fewer feature-sized temporaries
-    return start.gather(1, cell).lerp_(end.gather(1, cell), pos.sub_(cell))
+    start = inverse_cdf(style, quantile, right=True)  # at k = cells: the style's value at quantile 1
+    end = torch.cat([inverse_cdf(style, quantile[:, 1:], right=False), start[:, -1:]], dim=1)
+    at_end = torch.gather(end, 1, cell, out=scratch("end", features))
+    return torch.gather(start, 1, cell, out=scratch("remap", features)).lerp_(at_end, pos.frac_())
 
 
-def histogram_loss(features: torch.Tensor, style: Histogram) -> torch.Tensor:
+class _HistogramLoss(torch.autograd.Function):
+    """mean((F − remap(F))²) of a ``[1, C, H, W]`` map, the remap a fixed target: the gradient is
+    2·(F − remap(F))/n.
+
+    Written out rather than left to autograd: the loss runs at every style layer in every step, and what
+    it costs is its passes over memory; this way a step keeps one feature-sized tensor for the backward
+    pass and makes no zero-filled gradient or extra copies."""
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, style: Histogram, scratch) -> torch.Tensor:
+        # VGG's maps are often channels-last: one copy makes each channel's values contiguous for the remap
+        f = channels(features.detach())
+        f = scratch("features", f).copy_(f)
+        residual = torch.sub(f, remap(f, style, scratch))  # F − remap(F): kept for the backward pass
+        ctx.save_for_backward(residual)
+        ctx.shape = features.shape
+        flat = residual.view(-1)
+        return torch.dot(flat, flat) / flat.numel()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (residual,) = ctx.saved_tensors
+        return (residual * (grad * 2 / residual.numel())).view(ctx.shape), None, None
+
+
+def histogram_loss(features: torch.Tensor, style: Histogram, scratch=fresh) -> torch.Tensor:
     """Mean of (F − remap(F))² over a ``[1, C, H, W]`` feature map; the remap is a fixed target."""
-    # VGG's maps are often channels-last: one copy makes each channel's values contiguous for the remap
-    f = channels(features).contiguous()
-    return F.mse_loss(f, remap(f.detach(), style))
+    return _HistogramLoss.apply(features, style, scratch)
 
 
 class HistogramLoss(nn.Module):
@@ -145,6 +205,7 @@ class HistogramLoss(nn.Module):
         self.targets = {
             name: style_histogram([channels(feats[name]) for feats in styles], blend, bins) for name in styles[0]
         }
+        self.scratch = Scratch()
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(histogram_loss(feats[name], target) for name, target in self.targets.items())
+        return sum(histogram_loss(feats[name], target, self.scratch) for name, target in self.targets.items())
