@@ -53,23 +53,36 @@ def seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup
     return (time.perf_counter() - start) / repeats
 
 
-def lbfgs_step_seconds(objective: nst.Objective, content: torch.Tensor, steps: int, device: torch.device) -> float:
-    """Seconds per L-BFGS step (one loss evaluation) of ``objective``, after two warm-up steps."""
-    nst.optimize(objective, content, 2)
-    count: list = []
-    sync(device)
-    start = time.perf_counter()
-    nst.optimize(objective, content, steps, on_step=count.append)
-    sync(device)
-    return (time.perf_counter() - start) / len(count)
-
-
 def gatys_per_step(extractor: nst.VGGFeatures, size: int, steps: int, device: torch.device) -> float:
-    cfg = StylizeConfig()
     content, style = synthetic_image(size, 0, device), synthetic_image(size, 1, device)
+    return interleaved_step_seconds([objective(extractor, content, style, None)], content, steps, 1, device)[0]
+
+
+def objective(extractor, content, style, hist) -> nst.Objective:
+    """The Gatys loss of ``stylize``'s defaults, with the histogram loss added when ``hist`` is given."""
+    cfg = StylizeConfig()
     grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
-    objective = nst.Objective(extractor, content, grams, cfg.content_layers)
-    return lbfgs_step_seconds(objective, content, steps, device)
+    return nst.Objective(extractor, content, grams, cfg.content_layers, histogram=hist,
+                         histogram_weight=0.0 if hist is None else 1.0)
+
+
+def interleaved_step_seconds(objectives: list[nst.Objective], content: torch.Tensor, steps: int, rounds: int,
+                             device: torch.device) -> list[float]:
+    """Median seconds per L-BFGS step of each objective over ``rounds`` rounds of ``steps`` steps, the
+    objectives taking turns in each round: a ratio of two of them is then measured under the same load
+    (a shared machine's load drifts over a minute; alternating keeps it out of the ratio)."""
+    for obj in objectives:
+        nst.optimize(obj, content, 2)  # warm-up
+    times: list[list[float]] = [[] for _ in objectives]
+    for _ in range(rounds):
+        for obj, seen in zip(objectives, times, strict=True):
+            count: list = []
+            sync(device)
+            start = time.perf_counter()
+            nst.optimize(obj, content, steps, on_step=count.append)
+            sync(device)
+            seen.append((time.perf_counter() - start) / len(count))
+    return [statistics.median(seen) for seen in times]
 
 
 def transformer_nets(device: torch.device, cin_styles: int) -> tuple[dict, str]:
@@ -193,33 +206,6 @@ def photoreal_section(extractor: nst.VGGFeatures, sizes: list[int], steps: int, 
             content, steps, rounds, device)
         print(f"{size:>5}² {build:>12.2f} {mib:>8.0f} {grown:>16.0f} {per_reg * 1e3:>14.1f} {per_hist * 1e3:>15.1f} "
               f"{plain * 1e3:>10.1f} {with_hist * 1e3:>16.1f} {with_hist / plain:>12.2f}")
-
-
-def objective(extractor, content, style, hist) -> nst.Objective:
-    """The Gatys loss of ``stylize``'s defaults, with the histogram loss added when ``hist`` is given."""
-    cfg = StylizeConfig()
-    grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
-    return nst.Objective(extractor, content, grams, cfg.content_layers, histogram=hist,
-                         histogram_weight=0.0 if hist is None else 1.0)
-
-
-def interleaved_step_seconds(objectives: list[nst.Objective], content: torch.Tensor, steps: int, rounds: int,
-                             device: torch.device) -> list[float]:
-    """Median seconds per L-BFGS step of each objective over ``rounds`` rounds of ``steps`` steps, the
-    objectives taking turns in each round: a ratio of two of them is then measured under the same load
-    (a shared machine's load drifts over a minute; alternating keeps it out of the ratio)."""
-    for obj in objectives:
-        nst.optimize(obj, content, 2)  # warm-up
-    times: list[list[float]] = [[] for _ in objectives]
-    for _ in range(rounds):
-        for obj, seen in zip(objectives, times, strict=True):
-            count: list = []
-            sync(device)
-            start = time.perf_counter()
-            nst.optimize(obj, content, steps, on_step=count.append)
-            sync(device)
-            seen.append((time.perf_counter() - start) / len(count))
-    return [statistics.median(seen) for seen in times]
 
 
 if __name__ == "__main__":

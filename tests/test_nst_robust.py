@@ -63,6 +63,16 @@ def test_a_loss_that_stays_non_finite_fails_instead_of_returning_nan():
         nst.optimize(objective, content, steps=10)
 
 
+def stylize_folder(tmp_path, content, style, weights, layers: tuple[str, str], steps: str):
+    """``cyclegan stylize`` of a folder at 32 px on CPU with (content, style) ``layers``: the result, its
+    output folder, and its words unwrapped from the summary table, which wraps long messages."""
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["stylize", str(content), str(style), str(out), "--vgg-weights", str(weights),
+                                 "--content-layers", layers[0], "--style-layers", layers[1], "--size", "32",
+                                 "--steps", steps, "--device", "cpu"])  # fmt: skip
+    return result, out, " ".join(result.output.split())
+
+
 def test_stylize_reports_a_non_finite_image_as_failed_and_writes_nothing(tmp_path, monkeypatch):
     weights = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
     content = make_folder(tmp_path / "photos", 2, size=(32, 32))
@@ -76,12 +86,8 @@ def test_stylize_reports_a_non_finite_image_as_failed_and_writes_nothing(tmp_pat
         return {k: v * math.nan for k, v in losses.items()} if made.index(self) == 1 else losses
 
     monkeypatch.setattr(nst.Objective, "forward", nan_for_the_second_image)
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["stylize", str(content), str(style), str(out), "--vgg-weights", str(weights),
-                                 "--content-layers", "conv2_1", "--style-layers", "conv1_1,conv2_1", "--size", "32",
-                                 "--steps", "4", "--device", "cpu"])  # fmt: skip
+    result, out, text = stylize_folder(tmp_path, content, style, weights, ("conv2_1", "conv1_1,conv2_1"), "4")
     assert result.exit_code == 1, result.output
-    text = " ".join(result.output.split())  # the summary table wraps long messages
     assert "img_001" in text and "NaN or infinite" in text
     assert sorted(p.name for p in out.iterdir()) == ["img_000.png"]
 
@@ -123,12 +129,8 @@ def test_a_content_image_too_narrow_fails_alone(tmp_path):
     content = make_folder(tmp_path / "photos", 1, size=(32, 32))
     write_image(content / "strip.png", size=(64, 4), seed=5)  # at --size 32: 32x2, conv3_1 needs 4
     style = write_image(tmp_path / "style.png", size=(32, 32), seed=10)
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["stylize", str(content), str(style), str(out), "--vgg-weights", str(weights),
-                                 "--content-layers", "conv3_1", "--style-layers", "conv1_1", "--size", "32",
-                                 "--steps", "2", "--device", "cpu"])  # fmt: skip
+    result, out, text = stylize_folder(tmp_path, content, style, weights, ("conv3_1", "conv1_1"), "2")
     assert result.exit_code == 1, result.output
-    text = " ".join(result.output.split())  # the summary table wraps long messages
     assert "strip.png" in text and "4 px minimum side" in text
     assert "Traceback" not in result.output
     assert sorted(p.name for p in out.iterdir()) == ["img_000.png"]

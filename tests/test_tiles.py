@@ -37,13 +37,18 @@ def counting(net: torch.nn.Module) -> list[int]:
     return calls
 
 
-def test_tiled_equals_untiled_on_600x900_within_one_level():
+def plain_and_tiled(tile: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """A tiny net's translation of a 600×900 photo untiled and with ``tile``, and its passes in the latter."""
     net = tiny_net()
     x = photo(600, 900)
     plain = Translator(net, TINY, torch.device("cpu"))(x)
-    tiled_translator = Translator(net, TINY, torch.device("cpu"), tile=128)
+    tiled_translator = Translator(net, TINY, torch.device("cpu"), tile=tile)
     calls = counting(net)
-    tiled = tiled_translator(x)
+    return plain, tiled_translator(x), calls
+
+
+def test_tiled_equals_untiled_on_600x900_within_one_level():
+    plain, tiled, calls = plain_and_tiled(128)
     assert len(calls) > 10  # it was tiled: a pass per norm over ~35 tiles
     diff = levels(tiled, plain)
     assert diff.max() <= 1 and diff.float().mean() < 0.01
@@ -63,12 +68,8 @@ def test_independent_tiles_would_show_seams():
 
 
 def test_tile_larger_than_image_is_a_plain_run():
-    net = tiny_net()
-    x = photo(600, 900)
-    plain = Translator(net, TINY, torch.device("cpu"))(x)
-    translator = Translator(net, TINY, torch.device("cpu"), tile=1024)
-    calls = counting(net)
-    assert torch.equal(translator(x), plain)
+    plain, tiled, calls = plain_and_tiled(1024)
+    assert torch.equal(tiled, plain)
     assert len(calls) == 1
 
 

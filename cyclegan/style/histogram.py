@@ -120,16 +120,12 @@ class Scratch:
         return buf[: like.numel()].view(like.shape)
 
 
-def fresh(role: str, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A new tensor for each role: :func:`remap` without a :class:`Scratch`."""
-    return torch.empty(like.shape, dtype=dtype or like.dtype, device=like.device)
-
-
-def remap(features: torch.Tensor, style: Histogram, scratch=fresh) -> torch.Tensor:
+def remap(features: torch.Tensor, style: Histogram, scratch: Scratch | None = None) -> torch.Tensor:
     """``[C, N]`` features with each channel mapped onto the style's histogram of it (see the module).
 
-    The result is written into ``scratch("remap", features)``: with a :class:`Scratch`, it is only valid
-    until the next call."""
+    The result is written into ``scratch("remap", features)``: with a ``scratch`` given, it is only valid
+    until its next use."""
+    scratch = scratch or Scratch()
     c, n = features.shape
     bins = style.cdf.shape[1] - 1
     # Up to FINE cells per bin, fewer for small maps: the tables stay under a sixteenth of the features.
@@ -171,10 +167,11 @@ class _HistogramLoss(torch.autograd.Function):
     pass and makes no zero-filled gradient or extra copies."""
 
     @staticmethod
-    def forward(ctx, features: torch.Tensor, style: Histogram, scratch) -> torch.Tensor:
+    def forward(ctx, features: torch.Tensor, style: Histogram, scratch: Scratch) -> torch.Tensor:
         # VGG's maps are often channels-last: one copy makes each channel's values contiguous for the remap
+        # (the remap only reads its input, so a contiguous map is used as it is)
         f = channels(features.detach())
-        f = scratch("features", f).copy_(f)
+        f = f if f.is_contiguous() else scratch("features", f).copy_(f)
         residual = torch.sub(f, remap(f, style, scratch))  # F − remap(F): kept for the backward pass
         ctx.save_for_backward(residual)
         ctx.shape = features.shape
@@ -187,9 +184,9 @@ class _HistogramLoss(torch.autograd.Function):
         return (residual * (grad * 2 / residual.numel())).view(ctx.shape), None, None
 
 
-def histogram_loss(features: torch.Tensor, style: Histogram, scratch=fresh) -> torch.Tensor:
+def histogram_loss(features: torch.Tensor, style: Histogram, scratch: Scratch | None = None) -> torch.Tensor:
     """Mean of (F − remap(F))² over a ``[1, C, H, W]`` feature map; the remap is a fixed target."""
-    return _HistogramLoss.apply(features, style, scratch)
+    return _HistogramLoss.apply(features, style, scratch or Scratch())
 
 
 class HistogramLoss(nn.Module):
