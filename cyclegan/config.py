@@ -237,7 +237,7 @@ class TrainConfig:
     preprocess: Preprocess = opt("resize_and_crop", "resize_and_crop, crop, scale_width, scale_width_and_crop "
                                  "or none.")
     flip: bool = opt(True, "Random horizontal flips.")
-    workers: int = opt(4, "Data loading processes.", min=0)
+    workers: int = opt(4, "Data loading processes (at most one per CPU).", min=0)
     # runtime
     device: str = opt("auto", DEVICE_HELP, check=device_name)
     precision: Precision = opt("auto", PRECISION_HELP)
@@ -302,7 +302,7 @@ class TranslateConfig:
     # speed
     batch_size: int = opt(8, "Images of the same size per forward pass (split automatically when out of GPU "
                           "memory).", min=1)
-    workers: int = opt(4, "Decoding processes; 0 decodes in the main process.", min=0)
+    workers: int = opt(4, "Decoding processes (at most one per CPU); 0 decodes in the main process.", min=0)
     writers: int = opt(0, "Encoding/writing threads; 0: one per core, at most 8.", min=0)
     device: str = opt("auto", DEVICE_HELP, check=device_name)
     precision: Precision = opt("auto", PRECISION_HELP)
@@ -355,7 +355,7 @@ class EvalConfig:
     inception: str | None = opt(None, INCEPTION_HELP)
     device: str = opt("auto", DEVICE_HELP, check=device_name)
     batch_size: int = opt(50, "Images per Inception batch.", min=1)
-    workers: int = opt(4, "Image decoding processes.", min=0)
+    workers: int = opt(4, "Image decoding processes (at most one per CPU).", min=0)
 
 
 @dataclass
@@ -519,7 +519,7 @@ class StyleTrainConfig:
     steps: int = opt(40000, "Training steps.", min=1)
     max_steps: int | None = opt(None, "Stop after this many steps in total (smoke runs).", min=1)
     seed: int = opt(0, "Random seed: same seed, same run.")
-    workers: int = opt(4, "Data loading processes.", min=0)
+    workers: int = opt(4, "Data loading processes (at most one per CPU).", min=0)
     device: str = opt("auto", DEVICE_HELP, check=device_name)
     precision: Precision = opt("auto", PRECISION_HELP)
     # output and logging

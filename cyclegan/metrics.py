@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .data import from_uint8, image_folder, to_uint8, try_load_image
 from .errors import UserError
-from .runtime import autocast
+from .runtime import autocast, data_workers
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,8 @@ def image_batches(
     with a warning), at their own size or resized to ``size``×``size``, with a progress bar."""
     from .progress import progress_bar
 
-    loader = DataLoader(_Images(paths, size), batch_size=batch_size, num_workers=workers, collate_fn=_keep_loaded)
+    loader = DataLoader(_Images(paths, size), batch_size=batch_size, num_workers=data_workers(workers),
+                        collate_fn=_keep_loaded)
     with progress_bar(transient=True) as progress:
         task = progress.add_task(label, total=len(paths))
         for batch in loader:

@@ -30,6 +30,7 @@ from .checkpoint import load_state, save_state
 from .config import load_json
 from .errors import UserError
 from .files import DiskError, remove_stale_temporaries, write_json
+from .runtime import data_workers
 from .tracking import Tracker, progress_bar
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,8 @@ def _ignore_stop_signals(_worker_id: int) -> None:
 
 
 def data_loader(dataset, batch_sampler, workers: int, collate_fn, pin_memory: bool) -> torch.utils.data.DataLoader:
-    """A DataLoader whose worker processes leave stop signals to the main process."""
+    """A DataLoader whose worker processes (at most one per CPU) leave stop signals to the main process."""
+    workers = data_workers(workers)
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=collate_fn, pin_memory=pin_memory,
         worker_init_fn=_ignore_stop_signals if workers else None, persistent_workers=workers > 0,

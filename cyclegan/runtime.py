@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -31,6 +32,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError(f"--device {name}: Apple MPS is not available on this machine (use --device cpu)")
     return device
+
+
+def data_workers(requested: int) -> int:
+    """``--workers``, capped at the CPUs this process may run on: more decoding processes than CPUs only
+    compete with the model for them (and PyTorch warns that the loader may slow down or freeze)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(requested, cpus)
 
 
 # /proc/cpuinfo flags of x86 CPUs with bf16 matrix or dot-product instructions (Intel AMX, AVX-512 BF16 on

@@ -43,7 +43,7 @@ from .models.legacy import describe
 from .nst import luminance
 from .outputs import ALPHA_FORMATS, image_format, plan_outputs, write_image
 from .progress import progress_bar
-from .runtime import autocast, resolve_device, resolve_precision
+from .runtime import autocast, data_workers, resolve_device, resolve_precision
 from .summary import Summary
 from .tiles import approximate, exact, exact_supported
 from .video import VIDEO_SUFFIXES, is_video, require_av, translate_videos
@@ -423,7 +423,7 @@ def decoded_batches(jobs: list[tuple[Path, Path]], cfg: TranslateConfig, device:
     keep_alpha = [image_format(out) in ALPHA_FORMATS for _, out in jobs]
     sizes = [peek_size(src, cfg.resize, cfg.max_side) for src in sources]
     batches = size_batches(sizes, cfg.batch_size)
-    workers = min(cfg.workers, len(batches))
+    workers = min(data_workers(cfg.workers), len(batches))
     return iter(DataLoader(
         ImageFiles(sources, keep_alpha, cfg.resize, cfg.max_side, sizes),
         batch_sampler=batches,

@@ -293,3 +293,19 @@ def test_step_run_saves_after_an_error_only_between_steps_and_not_when_the_disk_
     with pytest.raises(type(error)):
         run.train()
     assert (("save", 5) in run.calls) is saved
+
+
+def test_data_workers_are_capped_at_the_cpus_this_process_may_use(monkeypatch):
+    """More loader processes than CPUs only compete for them, and PyTorch warns that the loader may freeze:
+    the default --workers 4 on a 2-CPU machine starts 2."""
+    import warnings
+
+    from cyclegan.run import data_loader
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    loader = data_loader(list(range(8)), [[0, 1], [2, 3]], 4, list, pin_memory=False)
+    assert loader.num_workers == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the "excessive worker creation" UserWarning would fail here
+        assert list(loader) == [[0, 1], [2, 3]]
+    assert data_loader(list(range(4)), [[0]], 0, list, pin_memory=False).num_workers == 0
