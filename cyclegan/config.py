@@ -489,7 +489,8 @@ class StyleTrainConfig:
     """Options of ``cyclegan train-style``: a feed-forward style network (Johnson et al. 2016; conditional
     instance norm when several styles are given) or an AdaIN decoder (Huang & Belongie 2017).
 
-    Loss weights left at None take the method's published default.
+    Loss weights left at None take the method's default (johnson: relative terms, see ``style/fast.py``;
+    adain: the published weights).
     """
 
     method: Literal["johnson", "adain"] = opt("johnson", "johnson: one network per style (several --style "
@@ -507,8 +508,9 @@ class StyleTrainConfig:
     image_size: int = opt(256, "Random crop size of the training images.", min=32)
     style_size: int | None = opt(None, "Long side of the style images (default: --image-size).", min=32)
     batch_size: int = opt(4, "Images per step.", min=1)
-    content_weight: float | None = opt(None, "Weight of the content loss (default: the method's).", min=0)
-    style_weight: float | None = opt(None, "Weight of the style loss (default: the method's; adain: 10).", min=0)
+    content_weight: float | None = opt(None, "Weight of the content loss (default: the method's: 1).", min=0)
+    style_weight: float | None = opt(None, "Weight of the style loss (default: the method's: johnson 0.3, "
+                                      "on losses relative to their targets; adain 10).", min=0)
     tv_weight: float | None = opt(None, "Weight of the total-variation loss (default: the method's).", min=0)
     vgg_weights: str | None = opt(None, "VGG19 weights: johnson: a features state dict in torchvision's layout "
                                   "(default: torchvision's, downloaded once); adain: vgg_normalised.pth "

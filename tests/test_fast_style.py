@@ -1,5 +1,6 @@
 """Fast neural style (Johnson et al.) and conditional instance norm: the network, train-style, translate."""
 
+import copy
 import io
 import os
 import signal
@@ -194,6 +195,32 @@ def tiny_vgg(tmp_path_factory):
     return path
 
 
+def test_the_perceptual_loss_is_the_same_for_any_scale_of_vgg_activations():
+    """VGG19 files differ by orders of magnitude in activation scale (torchvision's, Caffe's): the relative
+    terms make the default weights hold for all of them. Dividing the first weights and every bias by k
+    divides every ReLU output by k; raw terms would shrink by k² (content) and k⁴ (style)."""
+    torch.manual_seed(0)
+    vgg = nst.vgg19_features(widths=(8, 16, 16, 16, 16))
+    for m in vgg:
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.uniform_(m.bias, -0.1, 0.1)
+    scaled = copy.deepcopy(vgg)
+    k = 200.0
+    with torch.no_grad():
+        scaled[0].weight.div_(k)
+        for m in scaled:
+            if isinstance(m, torch.nn.Conv2d):
+                m.bias.div_(k)
+    style = torch.rand(1, 3, 48, 40)
+    x, y = torch.rand(2, 3, 32, 32) * 255, torch.rand(2, 3, 32, 32) * 255
+    weights = {"content": 1.0, "style": 1.0, "tv": 0.0}
+    a = fast.PerceptualLoss(vgg, [style], weights)(y, x, 0)
+    b = fast.PerceptualLoss(scaled, [style], weights)(y, x, 0)
+    assert a["content"] > 0.01 and a["style"] > 0.01
+    for term in ("content", "style"):
+        torch.testing.assert_close(b[term], a[term], rtol=1e-4, atol=0)
+
+
 @pytest.fixture
 def data(tmp_path):
     photos = make_folder(tmp_path / "photos", 4, size=(40, 36))
@@ -382,7 +409,9 @@ def test_pretrained_style_networks_download_once_from_their_zip(tmp_path, monkey
 
 
 @pytest.mark.slow  # about 100 s on a 2-core CPU
-def test_a_trained_network_moves_unseen_photos_towards_the_painting(tmp_path):
+def test_a_trained_network_paints_unseen_photos_like_the_painting_and_keeps_them_apart(tmp_path):
+    """With the default weights: the outputs' Grams move towards the painting's, and each output still
+    shows its own photo (a network that paints every photo as the same texture fails the second part)."""
     vgg_path = shared_path("weights", "vgg19_features.pth")
     root = shared_path("datasets", "monet2photo_mini")
     photos = sorted((root / "trainB").glob("*.jpg"))[:16]
@@ -401,20 +430,28 @@ def test_a_trained_network_moves_unseen_photos_towards_the_painting(tmp_path):
         Image.open(p).convert("RGB").resize((96, 96)).save(tmp_path / "held_out" / f"{p.stem}.png")
     translate(tmp_path / "monet", tmp_path / "held_out", tmp_path / "out")
 
-    vgg = nst.load_vgg19(vgg_path, fast.STYLE_LAYERS)
-    ex = nst.VGGFeatures(vgg, fast.STYLE_LAYERS)
+    layers = [fast.CONTENT_LAYER, *fast.STYLE_LAYERS]
+    ex = nst.VGGFeatures(nst.load_vgg19(vgg_path, layers), layers)
 
-    def grams(img):
+    def features(img):
         with torch.no_grad():
-            feats = ex(nst.image_tensor(img))
-        return {n: nst.gram_matrix(feats[n]) for n in fast.STYLE_LAYERS}
+            return ex(nst.image_tensor(img))
 
-    target = grams(nst.resize_long_side(Image.open(painting).convert("RGB"), 64))
+    target = {n: nst.gram_matrix(f) for n, f in features(nst.resize_long_side(Image.open(painting).convert("RGB"),
+                                                                             64)).items()}
 
-    def distance(img):
-        g = grams(img)
-        return sum(torch.nn.functional.mse_loss(g[n], target[n]).item() for n in fast.STYLE_LAYERS)
+    def style_distance(feats):
+        return sum(fast.relative_mse(nst.gram_matrix(feats[n]), target[n]).item() for n in fast.STYLE_LAYERS)
 
-    before = np.mean([distance(Image.open(tmp_path / "held_out" / f"{p.stem}.png")) for p in held_out])
-    after = np.mean([distance(Image.open(tmp_path / "out" / f"{p.stem}.png")) for p in held_out])
+    photo = [features(Image.open(tmp_path / "held_out" / f"{p.stem}.png")) for p in held_out]
+    out = [features(Image.open(tmp_path / "out" / f"{p.stem}.png")) for p in held_out]
+    before, after = np.mean([style_distance(f) for f in photo]), np.mean([style_distance(f) for f in out])
     assert after < 0.5 * before, (before, after)
+
+    def content_distance(i, j):  # output i against photo j
+        return fast.relative_mse(out[i][fast.CONTENT_LAYER], photo[j][fast.CONTENT_LAYER]).item()
+
+    n = len(held_out)
+    own = np.mean([content_distance(i, i) for i in range(n)])
+    others = np.mean([content_distance(i, j) for i in range(n) for j in range(n) if i != j])
+    assert own < 0.6 * others, (own, others)

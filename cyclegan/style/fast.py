@@ -17,9 +17,14 @@ The loss network is our VGG19 (``nst.py``), where Johnson et al. and pytorch/exa
 the layers that play the same part: content at ``conv2_2`` (VGG16's relu2_2 is the same layer), style at
 the last ReLU of each of the first four blocks, ``conv1_2, conv2_2, conv3_4, conv4_4`` (VGG16's relu3_3
 and relu4_3 end their blocks; in VGG19 a fourth convolution ends them). Grams are ``nst.gram_matrix``
-(divided by C·H·W), the normalisation pytorch/examples uses too, and VGG sees [0, 1] images normalised
-as for ImageNet, as there; so their weights carry over up to one common factor: their content 1e5 and
-style 1e10 become our content 1 and style 1e5 (the losses then read in units near 1).
+(divided by C·H·W) and VGG sees [0, 1] images normalised as for ImageNet, as in pytorch/examples.
+
+Where we differ: each term is *relative*, divided by the mean square of its target (the photo's content
+features, each layer's Gram of the painting). pytorch/examples' raw weights (content 1e5, style 1e10) hold
+for the activation scale of one VGG: a Gram loss grows with the 4th power of the activations and a content
+loss with the 2nd, and VGG19 files differ by orders of magnitude in scale (torchvision's, the original
+Caffe weights) and between layers (in Caffe's VGG19 the raw ``conv3_4`` term is over 10× the others).
+Relative terms are the same for all of them, so one set of defaults holds for any ``--vgg-weights``.
 """
 
 from __future__ import annotations
@@ -52,9 +57,9 @@ log = logging.getLogger(__name__)
 
 CONTENT_LAYER = "conv2_2"
 STYLE_LAYERS = ("conv1_2", "conv2_2", "conv3_4", "conv4_4")
-# pytorch/examples' content 1e5 and style 1e10, both divided by 1e5 (see the module docstring). No TV term
-# there: the upsampling convolutions leave no checkerboard for it to remove.
-DEFAULT_WEIGHTS = {"content": 1.0, "style": 1e5, "tv": 0.0}
+# Weights of the relative terms (see the module docstring and the README for how they were chosen). No TV
+# term, as in pytorch/examples: the upsampling convolutions leave no checkerboard for it to remove.
+DEFAULT_WEIGHTS = {"content": 1.0, "style": 0.3, "tv": 0.0}
 LR = 1e-3  # Adam, as pytorch/examples (and Johnson et al.)
 SPEC_KEY = "cyclegan.style_net"  # safetensors metadata: the StyleNetSpec (checkpoint.STYLE_SPEC_KEY)
 EXPORT = "style.safetensors"
@@ -249,8 +254,15 @@ def _style_index(spec: StyleNetSpec, name: str) -> int:
 # ------------------------------------------------------------------------------------------------ loss
 
 
+def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error in units of the target's mean square: the same for any scale of VGG activations."""
+    # Only exact zeros are kept off: a floor above the smallest float would break the scale invariance.
+    return F.mse_loss(x, target) / target.pow(2).mean().clamp_min(torch.finfo(torch.float32).tiny)
+
+
 class PerceptualLoss(nn.Module):
-    """Johnson et al.'s loss of a batch painted in style ``s``: VGG content + Gram style + TV."""
+    """Johnson et al.'s loss of a batch painted in style ``s``: VGG content + Gram style + TV, the VGG terms
+    relative to their targets (see the module docstring)."""
 
     def __init__(self, vgg: nn.Sequential, styles: list[torch.Tensor | None], weights: dict[str, float]):
         super().__init__()
@@ -270,9 +282,9 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad():
             target = self.extractor(x / 255)[CONTENT_LAYER]
         feats = self.extractor(y)
-        style = sum(F.mse_loss(gram_matrix(feats[n].float()), self.grams[s][n].expand(len(y), -1, -1))
+        style = sum(relative_mse(gram_matrix(feats[n].float()), self.grams[s][n].expand(len(y), -1, -1))
                     for n in STYLE_LAYERS)
-        losses = {"content": self.weights["content"] * F.mse_loss(feats[CONTENT_LAYER].float(), target.float()),
+        losses = {"content": self.weights["content"] * relative_mse(feats[CONTENT_LAYER].float(), target.float()),
                   "style": self.weights["style"] * style,
                   "tv": self.weights["tv"] * total_variation(y.float())}
         losses["total"] = losses["content"] + losses["style"] + losses["tv"]
