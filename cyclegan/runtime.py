@@ -1,4 +1,4 @@
-"""Device and numeric-precision choices, made once and in one place."""
+"""Device, numeric-precision and data-worker choices, made once and in one place."""
 
 from __future__ import annotations
 
