@@ -243,7 +243,7 @@ def test_lists_show_whole_names_and_paths_as_written(tmp_path, monkeypatch):
 # --- the README's examples use options that exist ---------------------------------------------------------
 
 OTHER_PROGRAMS = {"--nproc-per-node", "--standalone", "--nnodes", "--rdzv-backend", "--rdzv-endpoint",  # torchrun
-                  "--configs", "--iters", "--warmup", "--sizes", "--repeats"}  # scripts/bench_*.py
+                  "--configs", "--iters", "--warmup", "--sizes", "--repeats", "--peak-tflops"}  # scripts/bench_*.py
 
 
 def readme_commands() -> list[tuple[str, str]]:
