@@ -208,6 +208,8 @@ class Trainer:
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step of both generators and both discriminators; returns detached losses."""
         cfg = self.cfg
+        if cfg.channels_last:  # the networks are channels-last (``__init__``): so are their inputs
+            real_A, real_B = (x.contiguous(memory_format=torch.channels_last) for x in (real_A, real_B))
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_identity * cfg.lambda_cycle
         losses: dict[str, torch.Tensor] = {}
 
@@ -424,9 +426,6 @@ class CycleGANRun(StepRun):
         self.check_batch(batch)
         real_A = batch["A"].to(self.device, non_blocking=True)
         real_B = batch["B"].to(self.device, non_blocking=True)
-        if self.cfg.channels_last:
-            real_A = real_A.contiguous(memory_format=torch.channels_last)
-            real_B = real_B.contiguous(memory_format=torch.channels_last)
         self.in_step = True
         losses = self.trainer.step(real_A, real_B)
         self.step += 1

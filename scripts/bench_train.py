@@ -103,9 +103,8 @@ def run(setup: Setup, args, device: torch.device) -> dict:
                       channels_last=setup.channels_last, compile=setup.compile)
     torch.manual_seed(0)
     trainer = Trainer(cfg, device, setup.precision)
-    fmt = torch.channels_last if setup.channels_last else torch.contiguous_format
     real_A, real_B = (torch.rand(setup.batch, 3, args.size, args.size, device=device).mul(2).sub(1)
-                      .contiguous(memory_format=fmt) for _ in range(2))
+                      for _ in range(2))
     t0 = time.perf_counter()
     for _ in range(args.warmup):
         trainer.step(real_A, real_B)
