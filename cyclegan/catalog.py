@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .download import cached_download, install_dataset, is_dataset, verify_sha256
 from .errors import UserError
+from .files import atomic_write
 
 # Where the authors of the paper publish the data and weights; mirrors (or a local folder served over
 # HTTP, or a file:// URL) replace them through the environment.
@@ -205,8 +208,6 @@ def single_dataset(domain: str) -> tuple[Dataset, str]:
 
 def ensure_dataset(name: str, root: str | Path | None = None, download: bool = True) -> Path:
     """The folder of an official dataset under the data root, downloading it first when it is missing."""
-    from .download import install_dataset, is_dataset
-
     dataset = get_dataset(name)
     folder = data_root(root) / dataset.name
     if is_dataset(folder):
@@ -227,7 +228,7 @@ def ensure_dataset(name: str, root: str | Path | None = None, download: bool = T
 def _exclusive(path: Path):
     """Hold an exclusive lock on the file ``path`` (on POSIX systems; elsewhere this does nothing)."""
     try:
-        import fcntl
+        import fcntl  # POSIX only
     except ImportError:
         yield
         return
@@ -369,8 +370,6 @@ def translate_model(
 
 def pretrained_path(name: str, download: bool = True) -> Path:
     """The local file of an official pretrained generator, downloaded into the model cache on first use."""
-    from .download import cached_download, verify_sha256
-
     if name in FAST_STYLE_MODELS:
         return fast_style_path(name, download)
     model = get_pretrained(name)
@@ -401,8 +400,6 @@ def adain_path(part: str) -> Path:
 
 def adain_weights(part: str) -> Path:
     """The published AdaIN file ``part`` ("vgg" or "decoder"), downloaded into the model cache on first use."""
-    from .download import cached_download
-
     base = os.environ.get("CYCLEGAN_ADAIN_URL") or ADAIN_URL
     path = adain_path(part)
     return cached_download(
@@ -435,11 +432,6 @@ def fast_style_path(name: str, download: bool = True) -> Path:
     Only the four network files are extracted, each by its exact name in the archive, with its size
     checked against the archive's and written atomically; nothing else in the zip is touched.
     """
-    import zipfile
-
-    from .download import cached_download
-    from .files import atomic_write
-
     if name not in FAST_STYLE_MODELS:
         raise _unknown("style network", name, list(FAST_STYLE_MODELS))
     folder = models_dir() / "fast_style"

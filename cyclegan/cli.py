@@ -1,4 +1,9 @@
-"""The ``cyclegan`` command line. Thin: options → a config dataclass → one workflow call."""
+"""The ``cyclegan`` command line. Thin: options → a config dataclass → one workflow call.
+
+Each command imports its workflow inside its function: ``cyclegan --help`` and the listing commands then
+start without loading PyTorch (a second or more). Nothing imports this module but ``__main__``. Its 500-odd
+lines are one function per command, most of them the help texts of its arguments.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +60,8 @@ def config_options(cls: type):
     """Give a command one option per option field of the config class ``cls`` (see ``config.opt``).
 
     The command declares its arguments and CLI-only options as usual, plus ``cfg``: it is called with
-    ``cfg`` built from the options and already validated, so a bad option stops it before any work.
+    ``cfg`` built from the options, each already checked against its declaration, so a bad option stops it
+    before any work; the workflow checks the rules between options once the arguments are in.
     """
     fields = config.option_fields(cls)
 
@@ -70,7 +76,7 @@ def config_options(cls: type):
                 if item := config.list_item(hint):  # list options are written "a,b" on the command line
                     values[f.name] = config.parse_list(values[f.name], item, config.option_flags(f)[0])
             cfg = cls(**values)
-            config.validate(cfg)
+            config.check_options(cfg)  # the rules between options wait for the arguments (workflows check them)
             return fn(*args, **kwargs, cfg=cfg)
 
         command.__signature__ = inspect.Signature([*own, *options])
@@ -119,12 +125,12 @@ def train(
     from .catalog import resolve_domains
     from .distributed import is_main_process
     from .run import check_run_folder
+    from .train import check
     from .train import train as run_training
-    from .train import validate
 
     if gpus < 1:
         raise UserError(config.problem("--gpus", gpus, "must be at least 1"))
-    validate(cfg)  # also what the options alone cannot say (generator names), before any download
+    check(cfg)  # also what the options alone cannot say (generator names), before any download
     if is_main_process():  # a run folder that cannot be used stops us before a dataset downloads
         check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)
     if cfg.domain_a and cfg.domain_b and not cfg.resume:  # a resumed run keeps the folders it started with
@@ -408,20 +414,17 @@ def stylize(
     failures are reported at the end (exit status 1). To give any image the colours of its content
     afterwards, see `cyclegan recolor`; to make any stylised image photographic, `cyclegan smooth`.
     """
-    if cfg.method == "adain":
-        from .style.adain import stylize as run_stylize
-    else:
-        from .nst import stylize as run_stylize
+    from .style.gatys import stylize as gatys
+    from .translate import stylize_adain
+    from .video import find_videos
 
     if len(paths) < 3:
         raise UserError("stylize needs CONTENT, at least one STYLE image, and OUTPUT")
     cfg = dataclasses.replace(cfg, content=paths[0], styles=paths[1:-1], output=paths[-1])
-    if cfg.method == "gatys":
-        from .video import find_videos
-
-        if videos := find_videos(cfg.content):
-            raise UserError(f"{videos[0]} is a video: --method gatys takes minutes per frame; use --method adain")
-    summary = run_stylize(cfg)
+    config.validate(cfg)
+    if cfg.method == "gatys" and (videos := find_videos(cfg.content)):
+        raise UserError(f"{videos[0]} is a video: --method gatys takes minutes per frame; use --method adain")
+    summary = stylize_adain(cfg) if cfg.method == "adain" else gatys(cfg)
     summary.print(err_console, title="stylize")
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
@@ -451,18 +454,12 @@ def train_style(
     The run lives in CHECKPOINTS_DIR/NAME (config.json, latest.pt, style.safetensors, samples/, W&B).
     Ctrl-C saves a checkpoint; --resume continues from it exactly.
     """
-    cfg = dataclasses.replace(cfg, styles=list(style or []))
-    if cfg.method == "adain":
-        try:
-            from .style.adain import train_decoder
-        except ImportError:
-            raise UserError("train-style --method adain is not available in this version") from None
-        result = train_decoder(cfg)
-    else:
-        from .style.fast import train as train_fast
+    from .style.adain import DecoderRun
+    from .style.fast import FastStyleRun
 
-        result = train_fast(cfg)
-    if getattr(result, "interrupted", False):
+    cfg = dataclasses.replace(cfg, styles=list(style or []))
+    result = (DecoderRun if cfg.method == "adain" else FastStyleRun).launch(cfg)
+    if result.interrupted:
         raise typer.Exit(130)
 
 
@@ -500,7 +497,7 @@ def recolor(
     output: Annotated[str, typer.Argument(metavar="OUTPUT", help="Where to write the result.")],
 ) -> None:
     """Keep IMAGE's luminance but take the colours of CONTENT (the colour-preserving post-step of Gatys et al.)."""
-    from .nst import recolor as run_recolor
+    from .style.post import recolor as run_recolor
 
     err_console.print(Text(f"wrote {run_recolor(image, content, output)}"), soft_wrap=True)
 
@@ -523,7 +520,7 @@ def smooth(
     locally affine function of CONTENT's colours: edges and textures come from the photo, colours from
     STYLIZED. Seconds at 512 px.
     """
-    from .style.photoreal import smooth_file
+    from .style.post import smooth_file
 
     cfg = dataclasses.replace(cfg, stylized=stylized, content=content, output=output)
     err_console.print(Text(f"wrote {smooth_file(cfg)}"), soft_wrap=True)

@@ -3,6 +3,7 @@
 A field's declaration is the whole option: its type (``Literal[...]`` for a choice), default, bounds and
 help. The CLI builds each command's options from these fields and ``validate`` checks a config against
 them, so a new option is one line and its check sits beside it. Defaults reproduce the CycleGAN paper.
+Its 600-odd lines are every option of every command with its help text: one place to look for any of them.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ T = TypeVar("T")
 
 
 def opt(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
-        check: Callable[[Any], str | None] | None = None, flags: tuple[str, ...] = (), cli: bool = True) -> Any:
+        check: Callable[[Any], str | None] | None = None, flags: tuple[str, ...] = (), cli: bool = True,
+        resumable: bool = False) -> Any:
     """A config field that is also a command-line option.
 
     ``min``/``max`` bound numbers (inclusive; ``None`` values are not checked), ``check`` returns why a
     value is wrong (or None), ``flags`` are the option's names when not ``--field-name``. ``cli=False``
-    marks a field that is not an option (it is filled from a command's arguments).
+    marks a field that is not an option (it is filled from a command's arguments). ``resumable`` marks a
+    training option that a ``--resume`` may change: how a run runs, not what it learns.
     """
-    meta = {"help": help, "min": min, "max": max, "check": check, "flags": flags, "cli": cli}
+    meta = {"help": help, "min": min, "max": max, "check": check, "flags": flags, "cli": cli,
+            "resumable": resumable}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -54,10 +58,6 @@ def device_name(value: str) -> str | None:
     return "choose auto, cpu, cuda, cuda:N or mps"
 
 
-def layer_names(value: list[str]) -> str | None:
-    return "name at least one layer" if not value else None
-
-
 # --- reading the declarations ---------------------------------------------------------------------------
 
 
@@ -67,9 +67,18 @@ def option_flags(f: dataclasses.Field) -> tuple[str, ...]:
 
 
 def option_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
-    """(field, resolved type) of each field of ``cls`` that is a command-line option."""
+    """(field, resolved type) of each field of ``cls`` that is a command-line option: the command's own
+    first, then those of a shared group it extends (``RunOptions``), so ``--help`` starts with what is
+    particular to the command."""
     hints = typing.get_type_hints(cls)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("cli", False)]
+    own = set(vars(cls).get("__annotations__", {}))
+    fields = [f for f in dataclasses.fields(cls) if f.metadata.get("cli", False)]
+    return [(f, hints[f.name]) for f in sorted(fields, key=lambda f: f.name not in own)]
+
+
+def resumable(cls: type) -> list[str]:
+    """The options of a training config that ``--resume`` may change (``opt(..., resumable=True)``)."""
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("resumable")]
 
 
 def strip_none(hint: Any) -> Any:
@@ -149,16 +158,22 @@ def problem(flag: str, value: Any, why: str) -> str:
     return f"{flag} {shown(value)}: {why}" if shown(value) else f"{flag}: {why}"
 
 
-def validate(cfg: Any) -> None:
-    """Check every option of a config against its declaration, then the config's cross-option rules.
-
-    Raises a one-line ``UserError`` naming the first wrong option. Cheap and free of side effects, so
-    commands call it before any work.
-    """
+def check_options(cfg: Any) -> None:
+    """Check every option of a config against its declaration; a one-line ``UserError`` names the first
+    wrong one. The command line does this as it parses, before the command's arguments are known."""
     for f, hint in option_fields(type(cfg)):
         value = getattr(cfg, f.name)
         if why := _field_problem(f, hint, value):
             raise UserError(problem(option_flags(f)[0], value, why))
+
+
+def validate(cfg: Any) -> None:
+    """Check every option of a config against its declaration, then the config's cross-option rules.
+
+    Raises a one-line ``UserError`` naming the first wrong option. Cheap and free of side effects, so
+    every workflow calls it before any work.
+    """
+    check_options(cfg)
     for message in cfg.problems() if hasattr(cfg, "problems") else ():
         raise UserError(message)
 
@@ -198,7 +213,37 @@ PRECISION_HELP = ("auto, fp32, bf16 or fp16 (auto: bf16 on a GPU or CPU that run
 
 
 @dataclass
-class TrainConfig:
+class RunOptions:
+    """What every training command (``train``, ``train-style``) shares: where its run lives, how it runs and
+    reports. ``resumable`` options may change when a run is resumed: how it runs, not what it learns."""
+
+    name: str = opt("run", "Run name: the run lives in CHECKPOINTS_DIR/NAME.")
+    checkpoints_dir: str = opt("checkpoints", "Root folder of runs.")
+    resume: bool = opt(False, "Continue the run in CHECKPOINTS_DIR/NAME exactly where it stopped.")
+    overwrite: bool = opt(False, "Replace an existing run of this name (its checkpoints are deleted).")
+    max_steps: int | None = opt(None, "Stop after this many steps in total (smoke runs).", min=1, resumable=True)
+    seed: int = opt(0, "Random seed: same seed, same run.")
+    workers: int = opt(4, "Data loading processes (at most one per CPU).", min=0, resumable=True)
+    device: str = opt("auto", DEVICE_HELP, check=device_name, resumable=True)
+    precision: Precision = opt("auto", PRECISION_HELP, resumable=True)
+    save_every: int = opt(1000, "Save a checkpoint every N steps.", min=1, resumable=True)
+    sample_every: int = opt(500, "Save and log a sample grid every N steps.", min=1, resumable=True)
+    log_every: int = opt(10, "Read losses back and log them every N steps.", min=1, resumable=True)
+    wandb_mode: WandbMode = opt("auto", "auto (online when logged in, else offline), online, offline or disabled.",
+                                resumable=True)
+    wandb_project: str = opt("cyclegan", "W&B project name.", resumable=True)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.checkpoints_dir) / self.name
+
+    def problems(self) -> Iterator[str]:
+        if self.resume and self.overwrite:
+            yield "--resume --overwrite: choose one (continue the run, or replace it)"
+
+
+@dataclass
+class TrainConfig(RunOptions):
     """Options of ``cyclegan train``; the defaults are the paper's."""
 
     domain_a: str = opt("", "Domain A: a folder of images, DATASET/trainA under --root, or a domain name such "
@@ -206,7 +251,6 @@ class TrainConfig:
     domain_b: str = opt("", "Domain B: a folder of images, DATASET/trainB under --root, or a domain name such "
                         "as monet.", flags=("--domainB", "--domain-b"))
     name: str = opt("cyclegan", "Run name: the run lives in CHECKPOINTS_DIR/NAME.")
-    checkpoints_dir: str = opt("checkpoints", "Root folder of runs.")
     # networks
     net_g: str = opt("resnet_9blocks", "Generator: resnet_9blocks, resnet_6blocks, unet_256, unet_128.")
     net_d: Discriminator = opt("basic", "Discriminator: basic (70×70 PatchGAN) or n_layers.")
@@ -229,37 +273,21 @@ class TrainConfig:
     epochs: int = opt(100, "Epochs at the initial learning rate.", min=0)
     epochs_decay: int = opt(100, "Further epochs with the learning rate decaying linearly to zero.", min=0)
     batch_size: int = opt(1, "Images per step from each domain.", min=1)
-    max_steps: int | None = opt(None, "Stop after this many steps in total (smoke runs).", min=1)
-    seed: int = opt(0, "Random seed: same seed, same run.")
     # data
     load_size: int = opt(286, "Resize images to this size before cropping.", min=1)
     image_size: int = opt(256, "Training crop size.", min=16)
     preprocess: Preprocess = opt("resize_and_crop", "resize_and_crop, crop, scale_width, scale_width_and_crop "
                                  "or none.")
     flip: bool = opt(True, "Random horizontal flips.")
-    workers: int = opt(4, "Data loading processes (at most one per CPU).", min=0)
-    # runtime
-    device: str = opt("auto", DEVICE_HELP, check=device_name)
-    precision: Precision = opt("auto", PRECISION_HELP)
+    # runtime and output
     channels_last: bool = opt(False, "Channels-last memory format (faster convolutions on GPUs).")
-    compile: bool = opt(False, "torch.compile the networks.")
-    # output and logging
-    save_every: int = opt(5, "Keep a snapshot every N epochs.", min=1)
-    sample_every: int = opt(500, "Save and log a sample grid every N steps.", min=1)
-    log_every: int = opt(10, "Read losses back and log them every N steps.", min=1)
-    wandb_mode: WandbMode = opt("auto", "auto (online when logged in, else offline), online, offline or disabled.")
-    wandb_project: str = opt("cyclegan", "W&B project name.")
-    resume: bool = opt(False, "Continue the run in CHECKPOINTS_DIR/NAME exactly where it stopped.")
-    overwrite: bool = opt(False, "Replace an existing run of this name (its checkpoints are deleted).")
+    compile: bool = opt(False, "torch.compile the networks.", resumable=True)
+    save_every: int = opt(5, "Keep a snapshot every N epochs.", min=1, resumable=True)
     # evaluation during training
-    eval_every: int = opt(0, "FID/KID on the test split every N epochs; 0: off.", min=0)
+    eval_every: int = opt(0, "FID/KID on the test split every N epochs; 0: off.", min=0, resumable=True)
     test_dir: str | None = opt(None, "Dataset folder with testA/ and testB/ for --eval-every (default: beside "
-                               "the training folders).")
-    inception: str | None = opt(None, INCEPTION_HELP)
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.checkpoints_dir) / self.name
+                               "the training folders).", resumable=True)
+    inception: str | None = opt(None, INCEPTION_HELP, resumable=True)
 
     @property
     def total_epochs(self) -> int:
@@ -275,8 +303,7 @@ class TrainConfig:
         if self.preprocess == "none" and self.batch_size > 1:
             yield problem("--batch-size", self.batch_size, "--preprocess none keeps every image's own size, so "
                           "images cannot be stacked into batches: use --batch-size 1 or a mode that crops")
-        if self.resume and self.overwrite:
-            yield "--resume --overwrite: choose one (continue the run, or replace it)"
+        yield from super().problems()
 
 
 @dataclass
@@ -298,6 +325,7 @@ class TranslateConfig:
     # sizes: by default none is changed
     resize: int | None = opt(None, "Scale each image so its short side has this many pixels (by default sizes "
                              "are kept).", min=1)
+    size: int | None = opt(None, "Scale each image so its long side has this many pixels.", min=1)
     max_side: int | None = opt(None, "Scale images down so their long side is at most this many pixels.", min=1)
     # speed
     batch_size: int = opt(8, "Images of the same size per forward pass (split automatically when out of GPU "
@@ -323,8 +351,8 @@ class TranslateConfig:
     preserve_color: bool = opt(False, "Keep the output's luminance with the input's colours (as stylize "
                                "--preserve-color).")
     style_mix: str | None = opt(None, "A multi-style network: mix its styles, e.g. 0:0.5,2:0.5 (by index or "
-                                "name; weights are normalised).")
-    style: str | None = opt(None, cli=False)  # --style for a multi-style network: index or name
+                                "name; weights are normalised). AdaIN: mix style images, e.g. a.jpg:0.6,b.jpg:0.4.")
+    style: str | None = opt(None, cli=False)  # --style: a multi-style network's style, or AdaIN's style image
 
 @dataclass
 class EvalConfig:
@@ -371,10 +399,21 @@ class ExportConfig:
     tolerance: float = opt(1.0, "Largest difference from the PyTorch model allowed, in 0-255 levels, on the "
                            "check images; beyond it nothing is written.", check=positive)
     overwrite: bool = opt(False, "Replace OUTPUT if it exists.")
+    style: str | None = opt(None, "The style the export paints: a multi-style network's, by index or name; "
+                            "AdaIN's, a style image.")
+    style_mix: str | None = opt(None, "A mixture of styles to export, as translate --style-mix.")
 
     def problems(self) -> Iterator[str]:
         if self.output and Path(self.output).suffix.lower() not in (".onnx", ".pt2"):
             yield f"{self.output}: name the output .onnx (ONNX) or .pt2 (torch.export)"
+
+
+# The layers of VGG19's ``features`` by name, in order: ``convB_N`` is the rectified output of the N-th
+# convolution of block B (the ReLU after it, as in the Caffe model, where ReLUs run in place), ``poolB`` the
+# pooling that ends block B. One naming scheme for every loss network of the toolkit (``style/vgg.py``).
+VGG19_DEPTHS = (2, 2, 4, 4, 4)  # convolutions per block
+VGG19_LAYERS = tuple(name for block, depth in enumerate(VGG19_DEPTHS, start=1)
+                     for name in (*(f"conv{block}_{n}" for n in range(1, depth + 1)), f"pool{block}"))
 
 
 def vgg_min_size(layers: list[str]) -> int:
@@ -382,10 +421,17 @@ def vgg_min_size(layers: list[str]) -> int:
 
     VGG19 halves the image at each pooling, rounding down: ``convB_N`` comes after B-1 poolings, ``poolB``
     after B, so a layer after n poolings needs 2ⁿ pixels (the default style layers, up to conv5_1: 16).
-    Names that are not VGG19 layers are left to ``nst.check_config``.
     """
     poolings = [int(m[2]) - (m[1] == "conv") for n in layers if (m := re.fullmatch(r"(conv|pool)(\d)(_\d)?", n))]
     return 2 ** max(poolings, default=0)
+
+
+def vgg_layers(value: list[str]) -> str | None:
+    if not value:
+        return "name at least one layer"
+    if unknown := [n for n in value if n not in VGG19_LAYERS]:
+        return f"unknown layer(s) {', '.join(unknown)}; choose from {', '.join(VGG19_LAYERS)}"
+    return None
 
 
 ADAIN_MIN_SIZE = 16  # the smallest image side AdaIN's encoder and decoder take
@@ -413,11 +459,14 @@ class StylizeConfig:
     preserve_color: bool = opt(False, "Transfer style on luminance only; keep the content's colours.")
     # losses: VGG19 layers convB_N (rectified) or poolB
     content_layers: list[str] = opt(["conv4_2"], "VGG19 layers of the content loss (convB_N or poolB).",
-                                    check=layer_names)
+                                    check=vgg_layers)
     style_layers: list[str] = opt(["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"],
-                                  "VGG19 layers of the style loss.", check=layer_names)
-    content_weight: float = opt(1.0, "Weight of the content loss.", min=0)
-    style_weight: float = opt(1e6, "Weight of the style (Gram matrix) loss.", min=0)
+                                  "VGG19 layers of the style loss.", check=vgg_layers)
+    content_weight: float = opt(1.0, "Weight of the content loss (relative to the content's features: the same "
+                                "for any VGG19 file).", min=0)
+    style_weight: float = opt(0.5, "Weight of the style (Gram matrix) loss, relative to the style's Gram "
+                              "matrices as the content loss is: more for more style, less to keep more of the "
+                              "photo.", min=0)
     tv_weight: float = opt(0.0, "Weight of the total-variation loss (smooths noise); 0 disables it.", min=0)
     pooling: Literal["max", "avg"] = opt("max", "VGG pooling: max, or avg (smoother, as Gatys et al. suggest).")
     # optimisation
@@ -444,8 +493,7 @@ class StylizeConfig:
     precision: Precision = opt("auto", "adain: " + PRECISION_HELP)
     # photorealistic and guided transfer (gatys)
     photoreal: bool = opt(False, "Photographic style (Luan et al.'s Deep Photo Style Transfer): the output stays "
-                          "locally an affine recolouring of the content; content and style weights default to the "
-                          "paper's 5 and 100.")
+                          "locally an affine recolouring of the content.")
     photoreal_weight: float = opt(1e4, "Weight λ of the photorealism regulariser (--photoreal), as in Luan et al.'s "
                                   "code: λ/2·Σ VᵀLV with V in [0, 1].", min=0)
     content_mask: str | None = opt(None, "Colour-coded segmentation of the content image (each flat colour a "
@@ -463,6 +511,12 @@ class StylizeConfig:
             self.size = 512
 
     def problems(self) -> Iterator[str]:
+        if not self.styles:
+            yield "give at least one style image"
+        elif self.style_blend and len(self.style_blend) != len(self.styles):
+            yield f"--style-blend has {len(self.style_blend)} weights for {len(self.styles)} style images"
+        if self.style_blend and (any(w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0):
+            yield "--style-blend weights must be non-negative and not all zero"
         guided = {"--photoreal": self.photoreal, "--content-mask": self.content_mask, "--auto-masks": self.auto_masks,
                   "--histogram-weight": self.histogram_weight}
         if self.method != "gatys" and (given := [flag for flag, value in guided.items() if value]):
@@ -485,11 +539,11 @@ class StylizeConfig:
 
 
 @dataclass
-class StyleTrainConfig:
+class StyleTrainConfig(RunOptions):
     """Options of ``cyclegan train-style``: a feed-forward style network (Johnson et al. 2016; conditional
     instance norm when several styles are given) or an AdaIN decoder (Huang & Belongie 2017).
 
-    Loss weights left at None take the method's default (johnson: relative terms, see ``style/fast.py``;
+    Loss weights left at None take the method's default (johnson: relative terms, see ``style/vgg.py``;
     adain: the published weights).
     """
 
@@ -501,7 +555,6 @@ class StyleTrainConfig:
     content: str = opt("", "Folder of content images (searched recursively), e.g. photos.", flags=("--content",))
     style_dir: str | None = opt(None, "adain: folder of style images (paintings) to train the decoder on.")
     name: str = opt("style", "Run name: the run lives in CHECKPOINTS_DIR/NAME.")
-    checkpoints_dir: str = opt("checkpoints", "Root folder of runs.")
     add_style: bool = opt(False, "johnson, with --resume: add the --style images to the trained network, "
                           "training only their instance-norm (γ, β) for --steps more steps.")
     # data and losses
@@ -519,23 +572,30 @@ class StyleTrainConfig:
     lr: float | None = opt(None, "Adam learning rate (default: the method's: johnson 1e-3, adain 1e-4).",
                            check=positive)
     steps: int = opt(40000, "Training steps.", min=1)
-    max_steps: int | None = opt(None, "Stop after this many steps in total (smoke runs).", min=1)
-    seed: int = opt(0, "Random seed: same seed, same run.")
-    workers: int = opt(4, "Data loading processes (at most one per CPU).", min=0)
-    device: str = opt("auto", DEVICE_HELP, check=device_name)
-    precision: Precision = opt("auto", PRECISION_HELP)
-    # output and logging
-    save_every: int = opt(1000, "Save a checkpoint every N steps.", min=1)
-    sample_every: int = opt(500, "Save and log a sample grid every N steps.", min=1)
-    log_every: int = opt(10, "Log losses every N steps.", min=1)
-    wandb_mode: WandbMode = opt("auto", "auto (online when logged in, else offline), online, offline or disabled.")
-    wandb_project: str = opt("cyclegan-style", "W&B project name.")
-    resume: bool = opt(False, "Continue the run in CHECKPOINTS_DIR/NAME exactly where it stopped.")
-    overwrite: bool = opt(False, "Replace an existing run of this name (its checkpoints are deleted).")
+    wandb_project: str = opt("cyclegan-style", "W&B project name.", resumable=True)
 
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.checkpoints_dir) / self.name
+    def loss_weights(self, defaults: dict[str, float]) -> dict[str, float]:
+        """The weights of the loss terms: those given, the method's ``defaults`` for the others."""
+        given = {"content": self.content_weight, "style": self.style_weight, "tv": self.tv_weight}
+        return {k: default if given[k] is None else given[k] for k, default in defaults.items()}
+
+    def problems(self) -> Iterator[str]:
+        yield from super().problems()
+        if self.resume and not self.add_style:
+            return  # the saved run's own options were checked when it started
+        if self.method == "adain":
+            if not self.content or not self.style_dir:
+                yield ("--method adain trains on --content (a folder of photos) and --style-dir (a folder of "
+                       "paintings): give both")
+            return
+        if self.add_style and not self.resume:
+            yield "--add-style adds styles to a trained network: give --resume and the --name of its run"
+        elif self.add_style and not self.styles:
+            yield "--add-style: give the new style images with --style"
+        elif not self.styles:
+            yield "give at least one --style image (several: one network for all of them)"
+        elif not self.content and not self.add_style:
+            yield "--content: give a folder of content photos"
 
 
 @dataclass

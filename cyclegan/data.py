@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .errors import UserError
+from .runtime import data_workers
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +142,14 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.detach().float().clamp(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)
 
 
+def uint8_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB → uint8 tensor ``[3, H, W]``: the pixels as they are, for any range a network works in."""
+    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB → float tensor ``[3, H, W]`` in [-1, 1]."""
-    return from_uint8(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1))
+    return from_uint8(uint8_tensor(img))
 
 
 def to_image(t: torch.Tensor) -> Image.Image:
@@ -189,6 +198,7 @@ class Augment:
 
     def __init__(self, preprocess: str = "resize_and_crop", load_size: int = 286, image_size: int = 256,
                  flip: bool = True):
+        # here, not at the top: albumentations (and OpenCV) take a second to import, which only training needs
         import albumentations as A
         import cv2
         from albumentations.pytorch import ToTensorV2
@@ -303,3 +313,40 @@ class EpochBatches(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return (self.end_epoch - self.start_epoch) * self.batches_per_epoch - self.start_batch
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading training batches
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # Data workers share the process group that Ctrl-C (and schedulers' group-wide SIGTERM) reach; let the
+    # main process handle the signal and shut the workers down after saving (``batches`` below).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def data_loader(dataset, batch_sampler, workers: int, collate_fn, pin_memory: bool) -> torch.utils.data.DataLoader:
+    """A DataLoader whose worker processes (at most one per CPU) leave stop signals to the main process."""
+    workers = data_workers(workers)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=collate_fn, pin_memory=pin_memory,
+        worker_init_fn=_ignore_stop_signals if workers else None, persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+    )
+
+
+@contextmanager
+def batches(loader: torch.utils.data.DataLoader) -> Iterator[Iterator]:
+    """Iterate ``loader``, and stop its worker processes on the way out, error or not.
+
+    Left to themselves they would be stopped at interpreter exit by SIGTERM, which they ignore (above):
+    an error whose traceback still holds the iterator would then hang the process for good.
+    """
+    it = iter(loader)
+    try:
+        yield it
+    finally:
+        shutdown = getattr(it, "_shutdown_workers", None)  # present when there are worker processes
+        if shutdown is not None:
+            shutdown()

@@ -26,13 +26,20 @@ from rich.table import Table
 from rich.text import Text
 
 from .checkpoint import read_torch_file
-from .config import EvalConfig, validate
+from .config import EvalConfig, StylizeConfig, TranslateConfig, validate, vgg_min_size
 from .data import image_folder, mirror_path, try_load_image
 from .errors import UserError
 from .files import DiskError, atomic_write, write_json
 from .metrics import INCEPTION_URL, Scores, fid_kid, find_test_split, folder_features, load_inception
 from .outputs import write_image
+from .progress import progress_bar
 from .runtime import resolve_device
+from .style.gatys import Stylizer
+from .style.images import save_image
+from .style.vgg import load_vgg19
+from .summary import Summary
+from .tracking import Tracker
+from .translate import load_translator, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +192,6 @@ def arrow(direction: str) -> str:
 def translate_inputs(run: Path, direction: str, inputs: list[Path], root: Path, out_dir: Path, cfg: EvalConfig,
                      device: torch.device) -> dict[Path, Path | None]:
     """Translate ``inputs`` at their own size with the run's generator, as ``cyclegan translate`` would."""
-    from .config import TranslateConfig
-    from .summary import Summary
-    from .translate import load_translator, run_jobs
-
     translator = load_translator(run, direction, device)
     jobs = [(src, mirror_path(src, root, out_dir, ".png")) for src in inputs]
     summary = Summary()
@@ -229,9 +232,6 @@ class NSTBaseline:
                         f"training images of domain {domain}, which are not at {train_dir!r})")
 
     def _stylizer(self, style: Path, size: int):
-        from .config import StylizeConfig, vgg_min_size
-        from .nst import Stylizer, load_vgg19
-
         # Test images smaller than VGG19's deepest style layer needs are stylised at that size instead.
         size = max(size, vgg_min_size(StylizeConfig().style_layers))
         if (style, size) not in self.stylizers:
@@ -245,8 +245,6 @@ class NSTBaseline:
 
     def stylize(self, inputs: list[Path], root: Path, out_dir: Path, styles: list[Path]) -> dict[Path, Path | None]:
         """Stylise ``inputs`` (the i-th with ``styles[i % len(styles)]``) into ``out_dir``; returns the outputs."""
-        from .progress import progress_bar
-
         record = out_dir / "nst.json"  # what each output was made from
         made = json.loads(record.read_text()) if record.is_file() else {}
         outputs: dict[Path, Path | None] = {}
@@ -273,8 +271,6 @@ class NSTBaseline:
         return outputs
 
     def _stylize_one(self, content: Image.Image, dst: Path, style: Path, size: int) -> Path | None:
-        from .nst import save_image
-
         try:
             image, _, _ = self._stylizer(style, size)(content)
             save_image(image, dst)
@@ -351,8 +347,6 @@ def write_html(path: Path, run: Path, results: dict[str, DirectionResult], thumb
 
 def log_to_wandb(run: Path, meta: dict, mode: str, results: dict[str, DirectionResult]) -> None:
     """Add the table to the run's W&B run (resumed by its id when the training state records one)."""
-    from .tracking import Tracker
-
     if mode == "disabled":
         return
     run_id = None

@@ -1,7 +1,7 @@
-"""``cyclegan export``: a generator as an ONNX model or a torch.export program, checked against PyTorch.
+"""``cyclegan export``: a network as an ONNX model or a torch.export program, checked against PyTorch.
 
-Any model ``translate`` loads (``translate.load_translator``) can be exported, so a new kind of model
-that ``translate`` learns to load is exported with no change here.
+Any network ``translate`` loads (``networks.load_network``) can be exported, so a new kind of network
+is exported with no change here.
 
 What is exported is the network alone, for inputs ``[N, 3, H, W]`` with N, H and W free. H and W must
 be multiples of the network's size multiple (4 for a ResNet, 2**num_downs for a U-Net) and at least its
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import NETWORK_KEY
 from .config import ExportConfig, validate
 from .errors import UserError
 from .files import atomic_write
@@ -41,7 +42,6 @@ FORMATS = (".onnx", ".pt2")
 ONNX_OPSET = 18
 ONNX_PACKAGES = ("onnx", "onnxruntime", "onnxscript")
 METADATA_FILE = "cyclegan.json"  # the conventions inside a .pt2 (ONNX keeps them in metadata_props)
-MAX_SIDE = 1 << 16  # the exported sizes' upper bound (torch.export wants one; ONNX ignores it)
 
 
 @dataclass
@@ -71,27 +71,31 @@ def require_onnx() -> None:
 
 
 def value_range(translator: Translator) -> tuple[float, float]:
-    """The range the network takes and returns: [-1, 1] for CycleGAN generators, 0..255 for style networks."""
-    return tuple(getattr(translator.spec, "value_range", (-1.0, 1.0)))
+    """The range the network takes and returns (its spec's): [-1, 1], 0..255 or [0, 1]."""
+    return translator.spec.value_range
 
 
 def conventions(translator: Translator) -> dict[str, str]:
     """How to call the exported network: written into the file and printed."""
     m, s = translator.multiple, translator.min_side
     low, high = value_range(translator)
+    scale = 255 / (high - low)
     if (low, high) == (-1.0, 1.0):
         values, back = "values in [-1, 1]: pixel / 127.5 - 1", "pixel = round((y + 1) * 127.5)"
-    else:
+    elif scale == 1:
         values, back = f"values in [{low:g}, {high:g}]: the pixel values themselves", "pixel = round(y)"
+    else:
+        values, back = f"values in [{low:g}, {high:g}]: pixel / {scale:g}", f"pixel = round(y * {scale:g})"
+    spec = translator.spec
     return {
-        "cyclegan.generator": json.dumps(translator.spec.to_dict()),
+        NETWORK_KEY: json.dumps({"kind": spec.kind, **spec.to_dict()}),
         "input": f"float32 [N, 3, H, W], RGB, NCHW, {values}",
         "output": f"float32 [N, 3, H, W], RGB, NCHW, the same range: {back}, clamped to 0..255",
         "size_multiple": str(m),
         "min_side": str(s),
         "padding": f"H and W must be multiples of {m} and at least {s}: pad the image with reflect padding "
-                   f"to the next multiple of {m} (half the padding before, the rest after; edge replication "
-                   "where the image is smaller than the padding) and crop the output back to the image",
+                   f"to the next multiple of {m} and to {s} (half the padding before, the rest after; edge "
+                   "replication where the image is smaller than the padding) and crop the output back to the image",
     }
 
 
@@ -112,17 +116,15 @@ def example(translator: Translator) -> tuple[torch.Tensor, dict]:
     """The input traced at export time, and the free dimensions of the exported graph.
 
     The example is twice the smallest side: at the smallest side a U-Net's innermost feature map is 1×1,
-    and export would fix that dimension instead of leaving it free.
+    and export would fix that dimension instead of leaving it free. The sizes are left for the exporter to
+    bound (``Dim.AUTO``): it checks at run time what it cannot prove, such as the size a pooling that rounds
+    up gives.
     """
-    m, s = translator.multiple, translator.min_side
-    side = max(2 * s, 64)
+    side = max(2 * translator.min_side, 64)
     low, high = value_range(translator)
     x = torch.zeros(2, 3, side, side).uniform_(low, high)
-    blocks = {"min": s // m, "max": MAX_SIDE // m}
-    shapes = {"x": {0: torch.export.Dim("batch", min=1, max=4096),
-                    2: m * torch.export.Dim("height_blocks", **blocks),
-                    3: m * torch.export.Dim("width_blocks", **blocks)}}
-    return x, shapes
+    auto = torch.export.Dim.AUTO
+    return x, {"x": {0: auto, 2: auto, 3: auto}}
 
 
 def run_padded(run, x: torch.Tensor, multiple: int, min_side: int) -> torch.Tensor:
@@ -133,7 +135,7 @@ def run_padded(run, x: torch.Tensor, multiple: int, min_side: int) -> torch.Tens
 
 
 def write_onnx(net: nn.Module, translator: Translator, opset: int, path: Path) -> None:
-    import onnx
+    import onnx  # the optional export extra
 
     x, shapes = example(translator)
     quiet = log.getEffectiveLevel() > logging.DEBUG
@@ -152,7 +154,7 @@ def write_onnx(net: nn.Module, translator: Translator, opset: int, path: Path) -
 
 
 def onnx_runner(path: Path):
-    import onnxruntime
+    import onnxruntime  # the optional export extra
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -198,7 +200,7 @@ def export_model(cfg: ExportConfig) -> Exported:
         require_onnx()
     # fp32 on the CPU: the reference every runtime is compared with, and what exporters trace best
     translator = load_translator(cfg.checkpoint, cfg.direction, device="cpu", precision="fp32",
-                                 channels_last=False)
+                                 channels_last=False, style=cfg.style, style_mix=cfg.style_mix)
     net = translator.base
     checks: list[Check] = []
 

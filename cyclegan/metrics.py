@@ -22,15 +22,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data import from_uint8, image_folder, to_uint8, try_load_image
+from .checkpoint import save_network
+from .data import from_uint8, image_folder, to_uint8, try_load_image, uint8_tensor
+from .download import cached_download, sha256_file
 from .errors import UserError
+from .files import write_json
+from .progress import progress_bar
 from .runtime import autocast, data_workers
 
 log = logging.getLogger(__name__)
@@ -75,8 +78,6 @@ class InceptionFeatures(nn.Module):
 
 
 def _fetch_inception() -> Path:
-    from .download import cached_download
-
     return cached_download(
         default_inception_path(), INCEPTION_URL, what="the FID Inception network", sha256=INCEPTION_SHA256,
         offline=f"pass --inception PATH: a TorchScript FID Inception such as inception-2015-12-05.pt, copied "
@@ -86,8 +87,6 @@ def _fetch_inception() -> Path:
 
 def _warn_if_not_standard(file: Path) -> None:
     """A --inception file other than the standard one gives scores that published ones cannot be compared to."""
-    from .download import sha256_file
-
     if INCEPTION_SHA256 is not None and sha256_file(file) != INCEPTION_SHA256:
         log.warning("%s is not the standard FID Inception file (SHA-256 differs from %s...): its FID and KID "
                     "are not comparable with published scores", file, INCEPTION_SHA256[:12])
@@ -142,7 +141,7 @@ class _Images(Dataset):
         img = loaded[0]
         if self.size:  # the test-time transform of the original release: a bicubic resize to a square
             img = img.resize((self.size, self.size), Image.BICUBIC)
-        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return uint8_tensor(img)
 
 
 def _keep_loaded(batch: list) -> list[torch.Tensor]:
@@ -163,8 +162,6 @@ def image_batches(
 ) -> Iterator[torch.Tensor]:
     """uint8 ``[B, 3, H, W]`` batches of the readable images among ``paths`` (unreadable ones are skipped
     with a warning), at their own size or resized to ``size``×``size``, with a progress bar."""
-    from .progress import progress_bar
-
     loader = DataLoader(_Images(paths, size), batch_size=batch_size, num_workers=data_workers(workers),
                         collate_fn=_keep_loaded)
     with progress_bar(transient=True) as progress:
@@ -267,7 +264,7 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = KID_S
     """KID ``(mean, std)`` over ``subsets`` random subsets of ``kid_subset_size`` images (torchmetrics'
     polynomial-kernel MMD). The subsets come from a fixed seed, so the same images give the same score,
     and the caller's random state is left untouched."""
-    from torchmetrics.image.kid import KernelInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance  # here: torchmetrics takes a second to import
 
     size = kid_subset_size(min(len(real), len(fake)))
     with warnings.catch_warnings():
@@ -342,9 +339,6 @@ class TrainingEval:
     def __call__(self, G_AB: nn.Module, G_BA: nn.Module, spec, epoch: int, step: int) -> dict[str, float]:
         """Score the generators; returns the numbers to log. Leaves every random stream as it was, so a
         run with evaluation trains exactly like one without."""
-        from .checkpoint import save_generator
-        from .files import write_json
-
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             scores = self.scores(G_AB, G_BA)
@@ -357,8 +351,8 @@ class TrainingEval:
         if kid < self.best_kid:
             self.best_kid = kid
             meta = {"epoch": epoch, "step": step}
-            save_generator(self.best_dir / "G_AB.safetensors", G_AB, spec, {**meta, "direction": "AtoB"})
-            save_generator(self.best_dir / "G_BA.safetensors", G_BA, spec, {**meta, "direction": "BtoA"})
+            save_network(self.best_dir / "G_AB.safetensors", G_AB, spec, {**meta, "direction": "AtoB"})
+            save_network(self.best_dir / "G_BA.safetensors", G_BA, spec, {**meta, "direction": "BtoA"})
             write_json(self.best_dir / "metrics.json",
                        {**meta, "kid": kid, **{d: s.to_dict() for d, s in scores.items()}})
             log.info("new best (mean KID×10³ %.2f): generators saved to %s", 1e3 * kid, self.best_dir)

@@ -4,12 +4,15 @@
 output folder, and refuses, before any work, a plan that would lose or destroy an image: an output that
 is an input (its own or another's), two inputs that would be written to one output, an output folder
 that is the input folder. Outputs that exist already are skipped (so an interrupted run resumes) unless
-overwriting. ``write_image`` encodes one image and writes it atomically.
+overwriting. ``write_image`` encodes one image and writes it atomically; ``Writer`` writes many on a thread
+pool, so that a command never waits on the disk.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ from PIL import Image
 
 from .data import IMAGE_EXTENSIONS, image_folder, is_image, mirror_path
 from .errors import UserError
-from .files import atomic_write
+from .files import DiskError, atomic_write
 from .summary import Summary
 
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # output formats that keep the input's transparency
@@ -127,3 +130,43 @@ def write_image(path: Path, image: Image.Image | np.ndarray, alpha: np.ndarray |
         img.putalpha(Image.fromarray(alpha, "L") if isinstance(alpha, np.ndarray) else alpha)
     options = {"quality": quality} if fmt in QUALITY_FORMATS else {}
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
+
+
+class Writer:
+    """Encodes and writes images on a thread pool (PIL releases the GIL while it encodes).
+
+    At most ``4 × threads + backlog`` images wait for a thread, since each holds memory. Each result,
+    in submission order, goes to ``done(index, error or None)``. Leaving the ``with`` block waits for
+    every write, unless one failed with a full or read-only disk: then the waiting ones are dropped.
+    """
+
+    def __init__(self, done, threads: int, backlog: int):
+        self.done, self.max_waiting = done, 4 * threads + backlog
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="write")
+        self.waiting: deque[tuple[int, Future]] = deque()
+        self.disk_full = False
+
+    def submit(self, i: int, path: Path, rgb: np.ndarray, alpha, quality: int) -> None:
+        if self.disk_full:
+            return
+        self.waiting.append((i, self.pool.submit(write_image, path, rgb, alpha, quality)))
+        self.collect(block_above=self.max_waiting)
+
+    def collect(self, block_above: int) -> None:
+        """Report finished writes; wait for the oldest while more than ``block_above`` are waiting."""
+        while self.waiting and (self.waiting[0][1].done() or len(self.waiting) > block_above):
+            i, future = self.waiting.popleft()
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if isinstance(error, DiskError) and not self.disk_full:
+                self.disk_full = True
+                self.pool.shutdown(wait=False, cancel_futures=True)  # every later write would fail too
+            self.done(i, error)
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.collect(block_above=0)
+        self.pool.shutdown()

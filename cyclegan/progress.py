@@ -103,3 +103,38 @@ def progress_bar(*fields: str, unit: str = "images", transfer: bool = False, dis
     disable = disable or not console.is_terminal
     return _Bar(*columns, fields=fields, unit="bytes" if transfer else unit, log_lines=log_lines,
                 console=console, transient=transient, disable=disable)
+
+
+class TrainingProgress:
+    """The progress bar on a terminal, and a log line every 30 s elsewhere (logs, CI, batch jobs)."""
+
+    def __init__(self, description: str, total: int, done: int, enabled: bool):
+        self.enabled = enabled
+        # silent without a terminal: ``report`` writes its own lines, with the losses
+        self.bar = progress_bar("info", unit="steps", disable=not enabled, log_lines=False)
+        self.task = self.bar.add_task(description, total=total, completed=done, rate="", info="")
+        self.t_last, self.step_last, self.t_report = time.perf_counter(), done, 0.0
+
+    def __enter__(self) -> TrainingProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def advance(self) -> None:
+        self.bar.update(self.task, advance=1)
+
+    def describe(self, description: str) -> None:
+        self.bar.update(self.task, description=description)
+
+    def report(self, step: int, total: int, info: str) -> float:
+        """Show ``info`` with the speed since the last report; returns that speed (steps per second)."""
+        now = time.perf_counter()
+        rate = (step - self.step_last) / max(now - self.t_last, 1e-9)
+        self.t_last, self.step_last = now, step
+        self.bar.update(self.task, rate=f"{rate:.2f} it/s", info=info)
+        if self.enabled and not self.bar.console.is_terminal and now - self.t_report >= 30:
+            self.t_report = now
+            log.info("step %d/%d  %.2f it/s  %s", step, total, rate, info)
+        return rate

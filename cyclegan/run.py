@@ -18,20 +18,23 @@ import platform
 import random
 import shutil
 import signal
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torchvision
+from torch import nn
+from torchvision.utils import save_image
 
-from . import __version__
-from .checkpoint import load_state, save_state
-from .config import load_json
+from . import __version__, config, distributed
+from .checkpoint import load_state, safetensors_header, save_network, save_state
+from .config import load_json, to_dict
+from .data import batches
 from .errors import UserError
-from .files import DiskError, remove_stale_temporaries, write_json
-from .runtime import data_workers
-from .tracking import Tracker, progress_bar
+from .files import DiskError, atomic_write, remove_stale_temporaries, write_json
+from .progress import TrainingProgress
+from .runtime import Amp, resolve_device, resolve_precision
+from .tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -180,82 +183,9 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
-def _ignore_stop_signals(_worker_id: int) -> None:
-    # Data workers share the process group that Ctrl-C (and schedulers' group-wide SIGTERM) reach; let the
-    # main process handle the signal and shut the workers down after saving (``batches`` below).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def data_loader(dataset, batch_sampler, workers: int, collate_fn, pin_memory: bool) -> torch.utils.data.DataLoader:
-    """A DataLoader whose worker processes (at most one per CPU) leave stop signals to the main process."""
-    workers = data_workers(workers)
-    return torch.utils.data.DataLoader(
-        dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=collate_fn, pin_memory=pin_memory,
-        worker_init_fn=_ignore_stop_signals if workers else None, persistent_workers=workers > 0,
-        prefetch_factor=4 if workers else None,
-    )
-
-
-@contextmanager
-def batches(loader: torch.utils.data.DataLoader) -> Iterator[Iterator]:
-    """Iterate ``loader``, and stop its worker processes on the way out, error or not.
-
-    Left to themselves they would be stopped at interpreter exit by SIGTERM, which they ignore (above):
-    an error whose traceback still holds the iterator would then hang the process for good.
-    """
-    it = iter(loader)
-    try:
-        yield it
-    finally:
-        shutdown = getattr(it, "_shutdown_workers", None)  # present when there are worker processes
-        if shutdown is not None:
-            shutdown()
-
-
-class Progress:
-    """The progress bar on a terminal, and a log line every 30 s elsewhere (logs, CI, batch jobs)."""
-
-    def __init__(self, description: str, total: int, done: int, enabled: bool):
-        self.enabled = enabled
-        self.bar = progress_bar(disable=not enabled)
-        self.task = self.bar.add_task(description, total=total, completed=done, rate="", info="")
-        self.t_last, self.step_last, self.t_report = time.perf_counter(), done, 0.0
-
-    def __enter__(self) -> Progress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
-
-    def advance(self) -> None:
-        self.bar.update(self.task, advance=1)
-
-    def describe(self, description: str) -> None:
-        self.bar.update(self.task, description=description)
-
-    def report(self, step: int, total: int, info: str) -> float:
-        """Show ``info`` with the speed since the last report; returns that speed (steps per second)."""
-        now = time.perf_counter()
-        rate = (step - self.step_last) / max(now - self.t_last, 1e-9)
-        self.t_last, self.step_last = now, step
-        self.bar.update(self.task, rate=f"{rate:.2f} it/s", info=info)
-        if self.enabled and not self.bar.console.is_terminal and now - self.t_report >= 30:
-            self.t_report = now
-            log.info("step %d/%d  %.2f it/s  %s", step, total, rate, info)
-        return rate
-
-
-def open_tracker(run_dir: Path, mode: str, project: str, name: str, config: dict, main: bool,
-                 run_id: str | None = None) -> Tracker:
-    """The W&B run inside the run folder (rank 0 only; the other ranks get a no-op tracker)."""
-    return Tracker(run_dir, mode if main else "disabled", project, name, config, run_id=run_id)
-
-
-def resume_config(cfg, resumable: tuple[str, ...]):
-    """The saved configuration of the run in ``cfg.run_dir``, with this invocation's ``resumable`` options
-    (how it runs, not what it learns) applied; ``cfg`` is any training config with a ``run_dir``.
+def resume_config(cfg):
+    """The saved configuration of the run in ``cfg.run_dir``, with this invocation's resumable options
+    (``opt(..., resumable=True)``: how it runs, not what it learns) applied; ``cfg`` is any training config.
 
     The run is the folder this invocation names, whatever name config.json holds: a copied or renamed run
     resumes where it now is, and never writes into the folder it was copied from.
@@ -264,7 +194,7 @@ def resume_config(cfg, resumable: tuple[str, ...]):
     if not path.is_file():
         raise UserError(f"--resume: no run to resume at {cfg.run_dir} ({CONFIG_FILE} missing)")
     saved = load_json(type(cfg), path)
-    for key in resumable:
+    for key in config.resumable(type(cfg)):
         setattr(saved, key, getattr(cfg, key))
     saved.name, saved.checkpoints_dir, saved.resume, saved.overwrite = cfg.name, cfg.checkpoints_dir, True, False
     return saved
@@ -272,8 +202,6 @@ def resume_config(cfg, resumable: tuple[str, ...]):
 
 def versions() -> dict:
     """What config.json records of the software that trained a run."""
-    import torchvision
-
     return {"cyclegan": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version()}
 
@@ -297,23 +225,134 @@ def _as_tuple(x):
     return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
 
 
-class StepRun:
-    """The training loop every training command shares; a subclass is one command's run.
+@dataclass
+class RunResult:
+    """Where a training run stands when the command ends."""
 
-    The subclass sets ``cfg`` (with ``name``, ``checkpoints_dir``, ``log_every``, ``sample_every``,
-    ``save_every``), ``folder``, ``loader``, ``tracker``, ``step``, ``total_steps`` (the progress bar's
-    end) and ``stop_at`` (where this invocation stops), ``saved_step`` (the step latest.pt holds) and
-    ``in_step``, and provides ``train_step(batch)`` (one update; returns the losses and sets ``in_step``
-    while the state is half updated), ``log``, ``save_sample`` and ``save`` (exports, then latest.pt).
+    run_dir: Path
+    step: int
+    epoch: int
+    interrupted: bool
+
+
+class StepRun:
+    """A training run's whole life, shared by every training command; a subclass is one command's run.
+
+    ``launch(cfg)`` is the life: check the run folder, take the saved options on ``--resume``, validate,
+    find the data, lock the folder, build the run, train, save. The loop (``train``) logs, samples and saves
+    on the configured intervals, saves on Ctrl-C and after an error between steps. ``save`` writes the
+    exports (``networks``: file → (network, spec)), then latest.pt: every object of ``objects`` (name → a
+    thing with ``state_dict``/``load_state_dict``), the random streams, where the run stands and the config;
+    ``restore`` reads it back into the same objects.
+
+    A subclass sets ``command`` and ``exports``, finds its data in ``inputs`` and, in ``__init__`` after
+    ``super().__init__``: builds its networks and optimisers, fills ``objects`` and ``networks``, calls
+    ``restore()``, makes ``loader`` (its batches start where the run stands) and ``steps_per_epoch``, sets
+    ``total_steps``/``stop_at`` and calls ``start``. It provides ``train_step(batch)`` (one update through
+    ``amp``; sets ``in_step`` while the state is half updated and ends with ``advance()``) and ``sample()``.
     """
 
     command = "train"  # the CLI command that continues the run, for the message after Ctrl-C
+    exports: tuple[str, ...] = ()  # the files ``networks`` writes beside latest.pt
+    distributed = False  # whether several processes (torchrun) share the run
+    optional_state = ("scaler",)  # objects a training state of an earlier release may lack
     main = True  # whether this process writes (rank 0)
+
+    # ---- the prologue -----------------------------------------------------------------------------
+
+    @classmethod
+    def launch(cls, cfg) -> RunResult:
+        """Train (or with ``cfg.resume`` continue) the run ``cfg`` describes, in ``cfg.run_dir``."""
+        config.validate(cfg)
+        main = distributed.is_main_process() if cls.distributed else True
+        if main:  # before reading config.json or any folder
+            check_run_folder(cfg.run_dir, cfg.resume, cfg.overwrite)
+        if cfg.resume:
+            cfg = cls.resumed(cfg)
+            config.validate(cfg)
+        world, device = distributed.setup(cfg.device) if cls.distributed else (distributed.World(),
+                                                                               resolve_device(cfg.device))
+        try:
+            precision = resolve_precision(cfg.precision, device)
+            inputs = cls.inputs(cfg, device, precision, world.is_main)  # the data, before the folder is made
+            with RunFolder(cfg.run_dir, cfg.resume, cfg.overwrite, world.is_main, cls.exports) as folder:
+                run = cls(cfg, folder, inputs, world, device, precision)
+                interrupted = run.train()
+                # torchrun stops all ranks when one exits with an error (130 here): not before rank 0 saved
+                world.barrier()
+                return RunResult(folder.path, run.step, run.epoch, interrupted)
+        finally:
+            distributed.shutdown(world)
+
+    @classmethod
+    def resumed(cls, cfg):
+        """The options of a resumed run: the saved ones, with this invocation's resumable ones."""
+        return resume_config(cfg)
+
+    @classmethod
+    def inputs(cls, cfg, device: torch.device, precision: str, main: bool):
+        """What the run trains on (image lists, ...), found before its folder is made."""
+        raise NotImplementedError
+
+    def __init__(self, cfg, folder: RunFolder, world: distributed.World, device: torch.device, precision: str):
+        self.cfg, self.folder, self.world, self.device, self.precision = cfg, folder, world, device, precision
+        self.main = world.is_main
+        self.amp = Amp(device, precision)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.saved_step: int | None = None  # the step latest.pt holds
+        self.in_step = False  # between the start and the end of an update the state is not worth saving
+        self.warned: set[str] = set()
+        self.saved = folder.load() if cfg.resume else None  # the state this run continues from
+        self.objects: dict = {}
+        self.networks: dict[str, tuple[nn.Module, object]] = {}
+        self.wandb_id: str | None = None
+
+    def restore(self, only: tuple[str, ...] | None = None) -> None:
+        """Continue from latest.pt: every object (or those named ``only``), the random streams, where the run
+        stands."""
+        state = self.saved
+        if state is None:
+            return
+        trainer = state["trainer"]
+        objects = {k: v for k, v in self.objects.items() if only is None or k in only}
+        lacking = [k for k in objects if k not in trainer and k not in self.optional_state]
+        if lacking:
+            raise UserError(f"training state {self.folder.path / STATE_FILE} lacks {', '.join(lacking)}: it was "
+                            f"not written by `cyclegan {self.command}` or is damaged; delete it to start afresh")
+        for name, obj in objects.items():
+            if name in trainer:
+                obj.load_state_dict(trainer[name])
+        set_rng_state(state["rng"], self.device)
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.saved_step = self.step
+        self.wandb_id = state.get("wandb_id")
+        origin = Path(state.get("run_dir") or self.folder.path)
+        if origin.resolve() != self.folder.path.resolve() and (origin / STATE_FILE).is_file():
+            log.info("%s is a copy of %s: it gets a W&B run of its own", self.folder.path, origin)
+            self.wandb_id = None
+        if self.main:
+            log.info("resuming %s at step %d", self.folder.path, self.step)
+            self.export(only_stale=True)  # a process killed mid-save may have left them at another step
+
+    def start(self, info: dict, message: str) -> None:
+        """Write config.json (the options, ``info`` and the software's versions) and open the W&B run."""
+        self.config = to_dict(self.cfg)
+        self.folder.write_config({**self.config, "versions": versions(), **info})
+        mode = self.cfg.wandb_mode if self.main else "disabled"  # rank 0 alone logs
+        self.tracker = Tracker(self.folder.path, mode, self.cfg.wandb_project, self.cfg.name, self.config,
+                               run_id=self.wandb_id)
+        self.wandb_id = self.tracker.run_id  # kept for the saves after the tracker has finished
+        if self.main:
+            log.info("training %s: %s, device %s, %s", self.cfg.name, message, self.device, self.precision)
+
+    # ---- the loop ---------------------------------------------------------------------------------
 
     def train(self) -> bool:
         """Train to ``stop_at`` or until a stop signal; save at the end. Returns whether it was interrupted."""
         cfg, interrupted = self.cfg, False
-        progress = Progress(cfg.name, self.total_steps, self.step, enabled=self.main)
+        progress = TrainingProgress(cfg.name, self.total_steps, self.step, enabled=self.main)
         try:
             with StopSignal() as stop, progress, batches(self.loader) as data:
                 for batch in data if self.step < self.stop_at else []:
@@ -345,7 +384,7 @@ class StepRun:
 
     def check_batch(self, batch: dict) -> None:
         """Warn once per unreadable image the data workers skipped; raise a worker's error here, in the main
-        process, so that it reads as one line (the subclass keeps ``warned``, a set)."""
+        process, so that it reads as one line."""
         for msg in batch["bad"]:
             if msg not in self.warned:
                 self.warned.add(msg)
@@ -353,17 +392,64 @@ class StepRun:
         if "error" in batch:
             raise UserError(batch["error"])
 
-    def end_of_step(self, progress: Progress) -> None:
-        """After each step: save every ``save_every`` steps (an epoch-based run overrides this)."""
+    def advance(self) -> None:
+        """The end of an update: one step further (call it last in ``train_step``)."""
+        self.step += 1
+        self.batch_in_epoch += 1
+        self.in_step = False
+
+    def end_of_step(self, progress: TrainingProgress) -> None:
+        """After each step: close an epoch after its last batch; save every ``save_every`` steps (an
+        epoch-based run overrides this)."""
+        if self.batch_in_epoch == self.steps_per_epoch:
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         if self.step % self.cfg.save_every == 0:
             self.save()
 
     def agree(self, stop: bool) -> bool:
-        """Whether to stop now (several processes must agree: see CycleGANRun)."""
-        return stop
+        """Whether to stop now: all processes stop at the same step, whichever received the signal."""
+        return self.world.any(stop)
 
     def outputs(self) -> str:
-        return f"run in {self.folder.path}"
+        return f"{', '.join(self.exports)} in {self.folder.path}"
+
+    def log(self, losses: dict[str, torch.Tensor], progress: TrainingProgress, prefix: str = "",
+            extra: dict | None = None) -> None:
+        log_losses(self, losses, progress, prefix, extra)
+
+    def save_sample(self) -> None:
+        """Write the sample grid of ``sample()`` to samples/ and log it."""
+        grid, caption = self.sample()
+        path = atomic_write(self.folder.path / "samples" / f"step_{self.step:07d}.png",
+                            lambda tmp: save_image(grid, tmp, format="png"))
+        self.tracker.log_image("samples", path, self.step, caption=caption)
+
+    # ---- saving: the exports first, then latest.pt, the commit point -------------------------------
+
+    def export(self, only_stale: bool = False) -> None:
+        """Write ``networks`` with this step in their metadata (``only_stale``: those holding another step)."""
+        meta = {"step": self.step, "epoch": self.epoch, "name": self.cfg.name}
+        for file, (net, spec) in self.networks.items():
+            path = self.folder.path / file
+            if only_stale and _export_step(path) == str(self.step):
+                continue
+            save_network(path, net, spec, {**meta, **self.export_metadata(file)})
+
+    def export_metadata(self, file: str) -> dict:
+        return {}
+
+    def state(self) -> dict:
+        return {"trainer": {name: obj.state_dict() for name, obj in self.objects.items()},
+                "rng": rng_state(self.device), "step": self.step, "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch, "wandb_id": self.wandb_id, "config": self.config,
+                "run_dir": str(self.folder.path.resolve())}
+
+    def save(self) -> None:
+        if not self.main or self.saved_step == self.step:
+            return
+        self.export()
+        self.folder.save(self.state())
+        self.saved_step = self.step
 
     def save_after_error(self, error: BaseException) -> None:
         """Keep what was learned when training stops by an error between steps (the state is consistent):
@@ -380,7 +466,15 @@ class StepRun:
                         self.folder.path / STATE_FILE)
 
 
-def log_losses(run: StepRun, losses: dict[str, torch.Tensor], progress: Progress, prefix: str = "",
+def _export_step(path: Path) -> str | None:
+    """The step an export was written at, from its metadata (None when missing or unreadable)."""
+    try:
+        return safetensors_header(path)[1].get("step")
+    except UserError:  # missing or damaged: export again
+        return None
+
+
+def log_losses(run: StepRun, losses: dict[str, torch.Tensor], progress: TrainingProgress, prefix: str = "",
                extra: dict | None = None) -> dict[str, float]:
     """Show and log ``losses`` (one host sync per logging interval); warn when one is not finite."""
     values = dict(zip(losses, torch.stack(list(losses.values())).float().cpu().tolist(), strict=True))

@@ -109,3 +109,31 @@ def compile_problem(device: torch.device) -> str | None:
         lines = str(e).strip().splitlines()
         return f"{type(e).__name__}: {lines[0] if lines else ''}"
     return None
+
+
+class Amp:
+    """Mixed precision for a training run: the autocast context, and every update through one gradient
+    scaler, which scales the loss with fp16 (whose gradients underflow otherwise) and does nothing else."""
+
+    def __init__(self, device: torch.device, precision: str):
+        self.device, self.precision = device, precision
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    def autocast(self):
+        return autocast(self.device, self.precision)
+
+    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backpropagate ``loss`` (scaled) and step ``optimizer`` (skipped when the gradients overflowed)."""
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+
+    def update(self) -> None:
+        """Adjust the scale once per training step, after every optimiser of the step has stepped."""
+        self.scaler.update()
+
+    def state_dict(self) -> dict:
+        return self.scaler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:  # empty when the run trained without fp16
+            self.scaler.load_state_dict(state)

@@ -3,7 +3,8 @@
 Instance norm normalises each channel by its mean and variance over the whole image. Tiles translated
 on their own each get their own statistics, which is why hand-made tiles show seams and colour jumps.
 
-Exact mode (ResNet generators): the network is run tile by tile once per instance norm. Pass k runs
+Exact mode (networks of convolutions, poolings, upsamplings and instance norms: the ResNet generators,
+the fast style networks, AdaIN): the network is run tile by tile once per instance norm. Pass k runs
 every tile up to norm k, with norms 1..k-1 already holding whole-image statistics, and sums norm k's
 input over each tile's core (the tile without its halo); the sums give norm k's whole-image mean and
 variance. A last pass translates every tile with all statistics known. Tiles overlap by a halo as wide
@@ -11,7 +12,9 @@ as the network's receptive field, so a core pixel sees exactly what it sees in o
 padding at the image border included, since a border tile ends where the image ends), and only cores
 are kept. The result equals the untiled one up to float rounding; memory grows with the tile, not the
 image; the cost is the recomputation: a ResNet-9 has 23 instance norms, so about 12 forward passes
-over the image (plus the halo's share).
+over the image (plus the halo's share). Tiles start on the network's downsampling grid, so each layer
+sees its pixels where the untiled pass has them (AdaIN's poolings round up at the image border, and a
+border tile does too).
 
 Approximate mode (any other generator, e.g. the U-Net, whose receptive field is the whole image): the
 statistics come from one pass over the image scaled down to the tile size; overlapping tiles are then
@@ -29,20 +32,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models.generator import ResnetGenerator
-
 
 class _Gathered(Exception):
     """Ends a pass at the norm whose statistics it gathers: nothing after it is needed yet."""
 
 
 class WholeImageNorm(nn.Module):
-    """Stands in for an ``InstanceNorm2d`` (no affine, as in our generators): normalises with the
-    statistics it is given, gathers them over tile cores, or records them from the image it sees."""
+    """Stands in for an ``InstanceNorm2d`` (no affine, as in our networks): normalises with the statistics
+    it is given, gathers them over tile cores, or records them from the image it sees. ``correction`` is
+    the variance's, as the norm it replaces computes it (1: AdaIN's unbiased variance)."""
 
-    def __init__(self, eps: float):
+    def __init__(self, eps: float, correction: int = 0):
         super().__init__()
-        self.eps = eps
+        self.eps, self.correction = eps, correction
         self.mode = "record"  # "record" | "gather" | "fixed"
         self.mean: torch.Tensor | None = None  # [N, C, 1, 1]
         self.var: torch.Tensor | None = None
@@ -53,8 +55,8 @@ class WholeImageNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "gather":
             th, y0, y1, x0, x1 = self.core
-            s = th // x.shape[-2]  # this layer's downsampling
-            core = x[..., y0 // s:y1 // s, x0 // s:x1 // s].float()
+            s = -(-th // x.shape[-2])  # this layer's downsampling (a pooling that rounds up adds a partial row)
+            core = x[..., y0 // s:-(-y1 // s), x0 // s:-(-x1 // s)].float()
             var, mean = torch.var_mean(core, dim=(2, 3), correction=0)
             n = core.shape[-2] * core.shape[-1]
             moments = [n * mean.double(), n * (var.double() + mean.double() ** 2)]
@@ -62,7 +64,7 @@ class WholeImageNorm(nn.Module):
             self.count += n
             raise _Gathered
         if self.mode == "record":
-            var, mean = torch.var_mean(x.float(), dim=(2, 3), correction=0, keepdim=True)
+            var, mean = torch.var_mean(x.float(), dim=(2, 3), correction=self.correction, keepdim=True)
             self.mean, self.var = mean, var
         # fp32 like instance_norm under autocast; the next convolution casts back
         return (x.float() - self.mean) * torch.rsqrt(self.var + self.eps)
@@ -71,7 +73,8 @@ class WholeImageNorm(nn.Module):
         total, squares = self.sums
         mean = total / self.count
         self.mean = mean.float()[..., None, None]
-        self.var = (squares / self.count - mean**2).clamp_min(0).float()[..., None, None]
+        var = (squares / self.count - mean**2).clamp_min(0) * (self.count / (self.count - self.correction))
+        self.var = var.float()[..., None, None]
         self.mode, self.sums, self.count = "fixed", [], 0
 
 
@@ -84,7 +87,7 @@ def whole_image_norms(net: nn.Module) -> Iterator[list[WholeImageNorm]]:
         if isinstance(module, nn.InstanceNorm2d):
             parent, _, child = name.rpartition(".")
             owner = net.get_submodule(parent)
-            norm = WholeImageNorm(module.eps)
+            norm = WholeImageNorm(module.eps, getattr(module, "correction", 0))
             setattr(owner, child, norm)
             swapped.append((owner, child, module, norm))
     try:
@@ -94,23 +97,31 @@ def whole_image_norms(net: nn.Module) -> Iterator[list[WholeImageNorm]]:
             setattr(owner, child, module)
 
 
-def exact_supported(net: nn.Module) -> bool:
-    return isinstance(net, ResnetGenerator)
+def halo(net: nn.Module) -> tuple[int, int]:
+    """The receptive-field radius of a network in input pixels and its total downsampling, the radius
+    rounded up to a multiple of the downsampling (a ResNet-9: 88 and 4; AdaIN: 72 and 8).
 
-
-def halo(net: nn.Module, multiple: int = 4) -> int:
-    """The receptive-field radius of a ResNet generator in input pixels, rounded up to ``multiple``.
-
-    Each convolution adds its kernel radius times the current downsampling (a ResNet-9: 88 pixels)."""
-    radius, scale = 0, 1
-    for m in net.modules():
+    Each convolution adds its kernel radius times the current downsampling, a pooling its window, an
+    upsampling nothing; modules are read in the order they are registered, which is the order they run
+    in every network here.
+    """
+    radius, scale, most = 0, 1, 1
+    # every use of a module: AdaIN's published layout reuses one pooling module, and one upsampling, thrice
+    for _, m in net.named_modules(remove_duplicate=False):
         if isinstance(m, nn.Conv2d):
             radius += (m.kernel_size[0] - 1) // 2 * m.dilation[0] * scale
             scale *= m.stride[0]
         elif isinstance(m, nn.ConvTranspose2d):
             radius += math.ceil((m.kernel_size[0] - 1) / m.stride[0]) * scale
             scale //= m.stride[0]
-    return -(-radius // multiple) * multiple
+        elif isinstance(m, nn.MaxPool2d | nn.AvgPool2d):
+            kernel = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
+            radius += (kernel - 1) * scale
+            scale *= m.stride if isinstance(m.stride, int) else m.stride[0]
+        elif isinstance(m, nn.Upsample):
+            scale = max(1, int(scale / m.scale_factor))
+        most = max(most, scale)
+    return -(-radius // most) * most, most
 
 
 def tiles(h: int, w: int, tile: int, margin: int) -> Iterator[tuple[slice, slice, tuple[int, int, int, int]]]:
@@ -124,13 +135,14 @@ def tiles(h: int, w: int, tile: int, margin: int) -> Iterator[tuple[slice, slice
             yield slice(r0, r1), slice(c0, c1), box
 
 
-def exact(net: nn.Module, x: torch.Tensor, tile: int, multiple: int = 4) -> torch.Tensor:
-    """``net(x)`` for a ResNet generator, computed tile by tile with whole-image norm statistics.
+def exact(net: nn.Module, x: torch.Tensor, tile: int) -> torch.Tensor:
+    """``net(x)`` computed tile by tile with whole-image norm statistics (see the module docstring).
 
-    ``x`` is ``[N, C, H, W]`` with H and W multiples of ``multiple``; ``tile`` is rounded up to one.
+    ``x`` is ``[N, C, H, W]`` of a size the network takes; ``tile`` is rounded up to a multiple of the
+    network's downsampling.
     """
-    tile = -(-tile // multiple) * multiple
-    margin = halo(net, multiple)
+    margin, grid = halo(net)
+    tile = -(-tile // grid) * grid
     h, w = x.shape[-2:]
     with whole_image_norms(net) as norms:
         for norm in norms:  # pass k gathers norm k's statistics, norms 1..k-1 knowing theirs

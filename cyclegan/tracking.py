@@ -1,4 +1,4 @@
-"""Run tracking: the Weights & Biases run and the terminal progress bar. The only module importing wandb."""
+"""Run tracking: the Weights & Biases run. The only module importing wandb."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from rich.progress import Progress
-
-from . import progress
+from .errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +28,6 @@ def wandb_logged_in() -> bool:
 
 def resolve_wandb_mode(mode: str) -> str:
     if mode not in WANDB_MODES:
-        from .errors import UserError
-
         raise UserError(f"--wandb-mode {mode}: choose one of {', '.join(WANDB_MODES)}")
     if mode == "auto":
         return "online" if wandb_logged_in() else "offline"
@@ -50,7 +46,7 @@ class Tracker:
         self.mode = resolve_wandb_mode(mode)
         if self.mode == "disabled":
             return
-        import wandb
+        import wandb  # seconds to import: only when a run is tracked
 
         run_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -75,13 +71,13 @@ class Tracker:
 
     def log_image(self, key: str, path: Path, step: int, caption: str = "") -> None:
         if self.run:
-            import wandb
+            import wandb  # imported already by __init__: only a name here
 
             self.run.log({key: wandb.Image(str(path), caption=caption)}, step=step)
 
     def log_table(self, key: str, columns: list[str], rows: list[list], step: int | None = None) -> None:
         if self.run:
-            import wandb
+            import wandb  # imported already by __init__: only a name here
 
             self.run.log({key: wandb.Table(columns=columns, data=rows)}, step=step)
 
@@ -89,11 +85,3 @@ class Tracker:
         if self.run:
             self.run.finish()
             self.run = None
-
-
-def progress_bar(disable: bool = False) -> Progress:
-    """The training bar: steps, steps/s, and a free-text ``info`` field for the latest losses.
-
-    Without a terminal it stays silent: the training loop writes its own periodic lines with the losses.
-    """
-    return progress.progress_bar("info", unit="steps", disable=disable, log_lines=False)

@@ -7,22 +7,21 @@ encoded and written by a thread pool (PIL releases the GIL while it encodes), so
 the disk. Every output is written to a temporary file and renamed, so an interrupted run leaves no
 half-written image and the next run skips exactly the finished ones.
 
-Sizes are kept: a batch is padded to the generator's size multiple (reflect, so the border looks like
+Sizes are kept: a batch is padded to the network's size multiple (reflect, so the border looks like
 image) and the output cropped back.
 
-Fast style networks (``style/fast.py``) run here like generators; they work in RGB 0..255 where our
-CycleGAN generators work in [-1, 1], which the network's spec says. ``--strength`` and ``--preserve-color``
-apply to every network's output.
+Every kind of network runs here alike (``networks.py``): a CycleGAN generator, a fast style network, AdaIN.
+The network's spec says the range it works in, the sides it takes and whether tiles are exact; nothing
+here depends on which kind it is. ``--strength`` and ``--preserve-color`` apply to every network's output.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import warnings
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,19 +32,17 @@ from PIL import ExifTags, Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import load_any_generator
-from .config import TranslateConfig, validate
+from .config import ADAIN_MIN_SIZE, StylizeConfig, TranslateConfig, validate
 from .data import from_uint8, load_image, to_uint8
-from .errors import UserError
 from .files import DiskError
-from .models import GeneratorSpec, build_generator, size_multiple
-from .models.legacy import describe
-from .nst import luminance
-from .outputs import ALPHA_FORMATS, image_format, plan_outputs, write_image
+from .networks import choose_style, load_adain, load_network
+from .outputs import ALPHA_FORMATS, Writer, image_format, plan_outputs
 from .progress import progress_bar
 from .runtime import autocast, data_workers, resolve_device, resolve_precision
+from .style.adain import DEFAULT_STYLE_SIDE
+from .style.images import keep_colors, read_image, resize_long_side, to_tensor
 from .summary import Summary
-from .tiles import approximate, exact, exact_supported
+from .tiles import approximate, exact
 from .video import VIDEO_SUFFIXES, is_video, require_av, translate_videos
 
 log = logging.getLogger(__name__)
@@ -76,21 +73,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int,
     return x, (top, left)
 
 
-def is_style_net(spec) -> bool:
-    return getattr(spec, "kind", None) == "fast_style"
-
-
-def keep_colors(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The luminance of ``y`` with the colour of ``x`` (both ``[N, 3, H, W]``, same size and range).
-
-    ``nst.preserve_color``'s step on tensors: YCbCr is linear with Y weighing 1 in every RGB channel, so
-    swapping Y means adding the change in luma to each channel of ``x``.
-    """
-    return x + (luminance(y) - luminance(x))
-
-
 class Translator:
-    """A generator ready for inference: ``translator(images)`` returns images of the same size.
+    """A network ready for inference: ``translator(images)`` returns images of the same size.
 
     Input ``[N, 3, H, W]``, uint8 (0..255) or float in [-1, 1], on any device; output float32 in
     [-1, 1] on ``device``. Out of GPU memory, a batch is split into smaller ones (and later batches of
@@ -101,14 +85,12 @@ class Translator:
     ``preserve_color`` keeps the output's luminance and the input's colour.
     """
 
-    def __init__(self, net: nn.Module, spec: GeneratorSpec, device: torch.device, precision: str = "fp32",
+    def __init__(self, net: nn.Module, spec, device: torch.device, precision: str = "fp32",
                  channels_last: bool = False, compile: bool = False, tile: int | None = None,
                  strength: float = 1.0, preserve_color: bool = False):
-        self.spec, self.device, self.precision = spec, device, precision
+        self.spec, self.device, self.precision = spec, device, resolve_precision(precision, device)
         self.strength, self.preserve_color = strength, preserve_color
-        self.multiple = spec.multiple if is_style_net(spec) else size_multiple(spec)
-        # The ResNet's instance norms need more than one pixel after its two 2× downsamplings.
-        self.min_side = 2 * self.multiple if spec.arch in ("resnet", "fast_style") else self.multiple
+        self.multiple, self.min_side = spec.multiple, spec.min_side
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         net = net.to(device).eval().requires_grad_(False).to(memory_format=self.memory_format)
         self.base = net
@@ -135,7 +117,7 @@ class Translator:
     def _forward(self, net: nn.Module, x: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded, (top, left) = pad_to_multiple(x, self.multiple, self.min_side)
-        low, high = getattr(self.spec, "value_range", (-1.0, 1.0))  # the network's range, from its spec
+        low, high = self.spec.value_range  # the network's range
         padded = (padded + 1) * ((high - low) / 2) + low
         tile = self.tile or self._auto_tile(padded, device)
         with autocast(device, precision):
@@ -146,10 +128,10 @@ class Translator:
         return (y[..., top:top + h, left:left + w].float() - low) * (2 / (high - low)) - 1
 
     def _tiled(self, net: nn.Module, x: torch.Tensor, tile: int) -> torch.Tensor:
-        if exact_supported(net):
-            return exact(net, x, tile, self.multiple)
-        self._warn("approximate", f"{self.spec.arch} generator: tiles take their statistics from a downscaled "
-                                  "pass and are blended (approximate; exact tiling is for ResNet generators)")
+        if self.spec.exact_tiles:
+            return exact(net, x, tile)
+        self._warn("approximate", f"{self.spec.describe()}: tiles take their statistics from a downscaled pass and "
+                                  "are blended (approximate: the network sees the whole image)")
         return approximate(net, x, max(tile, self.multiple), lambda t: pad_to_multiple(t, self.multiple,
                                                                                          self.min_side))
 
@@ -165,8 +147,7 @@ class Translator:
             memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         else:
             return None
-        width = getattr(self.spec, "ngf", 32)  # a style network's first layer has 32 channels
-        need = 16 * width * x.shape[0] * x.shape[-2] * x.shape[-1]
+        need = 16 * self.spec.width * x.shape[0] * x.shape[-2] * x.shape[-1]
         if need <= memory / 2:
             return None
         self._warn("auto-tile", f"a {x.shape[-1]}×{x.shape[-2]} image needs about {need / 2**30:.0f} GiB in one "
@@ -201,16 +182,8 @@ class Translator:
 
     @property
     def cpu_net(self) -> nn.Module:
-        if self._cpu_net is None:
-            if is_style_net(self.spec):
-                from .style.fast import TransformerNet
-
-                net = TransformerNet(self.spec.n_styles)
-                net.set_style(self.base.mix.cpu())
-            else:
-                net = build_generator(self.spec, init_type=None)
-            net.load_state_dict({k: v.cpu() for k, v in self.base.state_dict().items()})
-            self._cpu_net = net.eval().requires_grad_(False).to(memory_format=self.memory_format)
+        if self._cpu_net is None:  # a copy, buffers (the chosen style) and all: the device keeps its own
+            self._cpu_net = copy.deepcopy(self.base).cpu().to(memory_format=self.memory_format)
         return self._cpu_net
 
     def _warn(self, kind: str, message: str) -> None:
@@ -222,37 +195,56 @@ def load_translator(checkpoint: str | Path, direction: str = "AtoB", device: str
                     precision: str = "auto", channels_last: bool = True, compile: bool = False,
                     tile: int | None = None, strength: float = 1.0, preserve_color: bool = False,
                     style: str | None = None, style_mix: str | None = None) -> Translator:
-    """A ``Translator`` for any generator: a run folder (``G_AB``/``G_BA`` by ``direction``), a
-    ``.safetensors`` export, or a ``.pth`` of the original release; or a fast style network (a
-    ``train-style`` run or export, or a pytorch/examples ``.pth``), painting ``style`` or ``style_mix``."""
+    """A ``Translator`` for any network ``networks.load_network`` reads: a run folder (``G_AB``/``G_BA`` by
+    ``direction``), an export, a ``.pth`` of the original release or of pytorch/examples, an AdaIN decoder;
+    a multi-style network paints ``style`` or ``style_mix``, AdaIN the style image(s) they name."""
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    precision = resolve_precision(precision, device)
-    net, spec = load_any_generator(checkpoint, direction, device)
-    if is_style_net(spec):
-        from .style.fast import style_mixture
+    net, spec = load_network(checkpoint, direction, device)
+    chosen = choose_style(net, spec, style, style_mix)
+    translator = Translator(net, spec, device, precision, channels_last=channels_last, compile=compile, tile=tile,
+                            strength=strength, preserve_color=preserve_color)
+    log.info("%s%s on %s, %s", spec.describe(), f", painting {chosen}" if chosen else "", device, translator.precision)
+    return translator
 
-        mix = style_mixture(spec, style, style_mix)
-        net.set_style(mix)
-        chosen = ", ".join(f"{name} {w:g}" for name, w in zip(spec.styles, mix.tolist(), strict=True) if w)
-        log.info("style network (%d style(s); painting %s) on %s, %s", spec.n_styles, chosen, device, precision)
-    else:
-        if style or style_mix:
-            flag = "--style" if style else "--style-mix"
-            raise UserError(f"{flag} picks a style of a style network (cyclegan train-style); {checkpoint} "
-                            "holds a CycleGAN generator")
-        log.info("generator %s on %s, %s", describe(spec), device, precision)
-    return Translator(net, spec, device, precision, channels_last=channels_last, compile=compile, tile=tile,
-                      strength=strength, preserve_color=preserve_color)
+
+def stylize_adain(cfg: StylizeConfig) -> Summary:
+    """``cyclegan stylize --method adain``: the AdaIN network of ``cfg``'s files and styles, run over the
+    content images and videos as ``translate`` runs any network.
+
+    Style images are scaled to a long side of ``--size × --style-scale`` (512 × --style-scale without
+    --size); content images to ``--size``, or kept at their own size; videos keep their size.
+    """
+    validate(cfg)
+    side = max(ADAIN_MIN_SIZE, round((cfg.size or DEFAULT_STYLE_SIDE) * cfg.style_scale))
+    styles = [to_tensor(resize_long_side(read_image(p, "style image", max_side=side), side)) for p in cfg.styles]
+    tcfg = TranslateConfig(checkpoint=cfg.decoder_weights or "", input=cfg.content, output=cfg.output,
+                           overwrite=cfg.overwrite, size=cfg.size, batch_size=cfg.batch_size, device=cfg.device,
+                           precision=cfg.precision, preserve_color=cfg.preserve_color,
+                           temporal_smoothing=cfg.temporal_smoothing)
+
+    def load() -> Translator:  # after the plan: a clash of outputs costs no download
+        device = resolve_device(cfg.device)
+        net, spec = load_adain(cfg.decoder_weights, cfg.vgg_weights, device)
+        net.alpha = cfg.alpha
+        net.set_style(styles, cfg.style_blend or [1.0] * len(styles))
+        return Translator(net, spec, device, cfg.precision, tcfg.channels_last, preserve_color=cfg.preserve_color)
+
+    return translate_folder(tcfg, load)
 
 
 # ---------------------------------------------------------------------------------------------- data
 
 
-def target_size(size: tuple[int, int], resize: int | None, max_side: int | None) -> tuple[int, int]:
-    """(width, height) after ``--resize`` (short side) and then ``--max-side`` (long side, only down)."""
+def target_size(size: tuple[int, int], resize: int | None, max_side: int | None,
+                long_side: int | None = None) -> tuple[int, int]:
+    """(width, height) after ``--resize`` (short side), ``--size`` (long side) and then ``--max-side`` (long
+    side, only down)."""
     w, h = size
     if resize:
         s = resize / min(w, h)
+        w, h = max(1, round(w * s)), max(1, round(h * s))
+    if long_side:
+        s = long_side / max(w, h)
         w, h = max(1, round(w * s)), max(1, round(h * s))
     if max_side and max(w, h) > max_side:
         s = max_side / max(w, h)
@@ -260,7 +252,12 @@ def target_size(size: tuple[int, int], resize: int | None, max_side: int | None)
     return w, h
 
 
-def peek_size(path: Path, resize: int | None, max_side: int | None) -> tuple[int, int]:
+def sizing(cfg: TranslateConfig) -> tuple[int | None, int | None, int | None]:
+    """The options that size the images: ``target_size``'s ``resize``, ``max_side`` and ``long_side``."""
+    return cfg.resize, cfg.max_side, cfg.size
+
+
+def peek_size(path: Path, resize: int | None, max_side: int | None, long_side: int | None = None) -> tuple[int, int]:
     """The size an image will have, from its header alone (no decoding); (0, 0) when unreadable."""
     try:
         with warnings.catch_warnings():
@@ -270,7 +267,7 @@ def peek_size(path: Path, resize: int | None, max_side: int | None) -> tuple[int
             w, h = img.size
             if img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # rotated by 90°
                 w, h = h, w
-        return target_size((w, h), resize, max_side)
+        return target_size((w, h), resize, max_side, long_side)
     except Exception:
         return 0, 0  # the worker reports why when it tries to decode it
 
@@ -283,8 +280,11 @@ class ImageFiles(Dataset):
     """
 
     def __init__(self, paths: list[Path], keep_alpha: list[bool], resize: int | None, max_side: int | None,
-                 sizes: list[tuple[int, int]] | None = None):
+                 sizes: list[tuple[int, int]] | None = None, long_side: int | None = None):
         self.paths, self.keep_alpha, self.resize, self.max_side = paths, keep_alpha, resize, max_side
+        self.long_side = long_side
+        # JPEGs are decoded at a reduced scale when they will be scaled down anyway
+        self.decode_bound = min((v for v in (max_side, long_side) if v), default=None)
         self.sizes = sizes or [(0, 0)] * len(paths)
 
     def __len__(self) -> int:
@@ -292,8 +292,8 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            rgb, alpha = load_image(self.paths[i], keep_alpha=self.keep_alpha[i], max_side=self.max_side)
-            size = target_size(rgb.size, self.resize, self.max_side)
+            rgb, alpha = load_image(self.paths[i], keep_alpha=self.keep_alpha[i], max_side=self.decode_bound)
+            size = target_size(rgb.size, self.resize, self.max_side, self.long_side)
             planned = self.sizes[i]
             if planned != (0, 0) and (planned[0] >= planned[1]) == (size[0] >= size[1]):
                 size = planned  # the same up to a pixel of rounding, unless the header lied
@@ -351,11 +351,13 @@ def plan(cfg: TranslateConfig, summary: Summary) -> list[tuple[Path, Path]]:
     return jobs
 
 
-def translate_folder(cfg: TranslateConfig, translator: Translator | None = None) -> Summary:
+def translate_folder(cfg: TranslateConfig, translator: Translator | Callable[[], Translator] | None = None
+                     ) -> Summary:
     """Translate ``cfg.input`` (an image or a folder, recursively) into ``cfg.output``.
 
     Returns the ``Summary`` (converted / skipped / failed, and why a run stopped early); printing it
-    is up to the caller. Pass a ``translator`` to reuse a loaded generator across calls.
+    is up to the caller. The network is ``translator`` (a loaded one, or a function that loads it, called
+    only when there is work), by default the one ``cfg.checkpoint`` names.
     """
     summary = Summary()
     jobs = plan(cfg, summary)  # refuses a plan that would lose an image before the network loads
@@ -368,11 +370,15 @@ def translate_folder(cfg: TranslateConfig, translator: Translator | None = None)
                                      channels_last=cfg.channels_last, compile=cfg.compile, tile=cfg.tile,
                                      strength=cfg.strength, preserve_color=cfg.preserve_color, style=cfg.style,
                                      style_mix=cfg.style_mix)
+    elif not isinstance(translator, Translator):
+        translator = translator()
     video = [is_video(src) for src, _ in jobs]
     videos = [job for job, v in zip(jobs, video, strict=True) if v]
     images = [job for job, v in zip(jobs, video, strict=True) if not v]
     if images:
         run_jobs(translator, images, cfg, summary)
+    if videos and any(sizing(cfg)):
+        log.warning("--resize, --size and --max-side scale images only: videos keep their size")
     if videos and not summary.stopped:
         translate_videos(translator, videos, cfg, summary)
     return summary
@@ -411,7 +417,7 @@ def run_jobs(translator: Translator, jobs: list[tuple[Path, Path]], cfg: Transla
                 if not batch.finite[k]:
                     fail(i, "the generator's output is not finite (NaN or infinity): no image written")
                 else:
-                    writer.submit(i, jobs[i][1], batch.pixels[k], batch.alphas[k], cfg.quality)
+                    writer.submit(i, jobs[i][1], batch.pixels[k].numpy(), batch.alphas[k], cfg.quality)
             if summary.stopped:
                 break
     summary.not_done = len(jobs) - len(summary.converted) - len(summary.failed) if summary.stopped else 0
@@ -421,11 +427,11 @@ def decoded_batches(jobs: list[tuple[Path, Path]], cfg: TranslateConfig, device:
     """Batches of decoded inputs of one size each: ``(groups, failures)`` as ``collate_by_size`` makes them."""
     sources = [src for src, _ in jobs]
     keep_alpha = [image_format(out) in ALPHA_FORMATS for _, out in jobs]
-    sizes = [peek_size(src, cfg.resize, cfg.max_side) for src in sources]
+    sizes = [peek_size(src, *sizing(cfg)) for src in sources]
     batches = size_batches(sizes, cfg.batch_size)
     workers = min(data_workers(cfg.workers), len(batches))
     return iter(DataLoader(
-        ImageFiles(sources, keep_alpha, cfg.resize, cfg.max_side, sizes),
+        ImageFiles(sources, keep_alpha, cfg.resize, cfg.max_side, sizes, cfg.size),
         batch_sampler=batches,
         collate_fn=collate_by_size,
         num_workers=workers,
@@ -478,43 +484,3 @@ def translated_batches(translator: Translator, batches_in, fail) -> Iterator[Tra
             pending = batch
     if pending is not None:
         yield pending.ready()
-
-
-class Writer:
-    """Encodes and writes images on a thread pool (PIL releases the GIL while it encodes).
-
-    At most ``4 × threads + backlog`` images wait for a thread, since each holds memory. Each result,
-    in submission order, goes to ``done(index, error or None)``. Leaving the ``with`` block waits for
-    every write, unless one failed with a full or read-only disk: then the waiting ones are dropped.
-    """
-
-    def __init__(self, done, threads: int, backlog: int):
-        self.done, self.max_waiting = done, 4 * threads + backlog
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="write")
-        self.waiting: deque[tuple[int, Future]] = deque()
-        self.disk_full = False
-
-    def submit(self, i: int, path: Path, rgb: torch.Tensor, alpha, quality: int) -> None:
-        if self.disk_full:
-            return
-        self.waiting.append((i, self.pool.submit(write_image, path, rgb.numpy(), alpha, quality)))
-        self.collect(block_above=self.max_waiting)
-
-    def collect(self, block_above: int) -> None:
-        """Report finished writes; wait for the oldest while more than ``block_above`` are waiting."""
-        while self.waiting and (self.waiting[0][1].done() or len(self.waiting) > block_above):
-            i, future = self.waiting.popleft()
-            if future.cancelled():
-                continue
-            error = future.exception()
-            if isinstance(error, DiskError) and not self.disk_full:
-                self.disk_full = True
-                self.pool.shutdown(wait=False, cancel_futures=True)  # every later write would fail too
-            self.done(i, error)
-
-    def __enter__(self) -> Writer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.collect(block_above=0)
-        self.pool.shutdown()

@@ -1,8 +1,7 @@
 """Videos: decode → convert frames in batches → encode, the audio copied as it is.
 
-One pipeline for every command that converts videos: ``translate`` (a generator, through the same
-``Translator`` as images) and ``stylize --method adain`` (the same style statistics for every frame).
-``convert_videos`` takes the frame conversion as a function of a batch of uint8 RGB frames.
+Every network the translate pipeline runs (a CycleGAN generator, a style network, AdaIN for ``stylize
+--method adain``) converts videos here, through the same ``Translator`` as images.
 
 Frames are decoded with PyAV (FFmpeg; the optional extra ``cyclegan[video]``), converted in batches of
 ``--batch-size``, and encoded into the input's container: H.264 for mp4/mov/mkv, VP9 for webm, GIF for
@@ -18,14 +17,14 @@ variance), instead of frame t's own. Most flicker of CycleGAN generators is glob
 brightness jumping as the statistics move); this removes it without the ghosting that averaging the
 output frames leaves on moving objects. It costs almost nothing (a few channel vectors per norm) but
 does not touch local texture flicker, and with tiling (``--tile``) frames are not smoothed. AdaIN's
-content statistics are smoothed the same way (``MovingAverage``, used by ``style/adain.py``).
+normalisation of the content features is an instance norm too, and is smoothed the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def is_video(path: Path) -> bool:
 def require_av():
     """The ``av`` module, or a one-line ``UserError`` saying how to install it."""
     try:
-        import av
+        import av  # the optional video extra
     except ImportError:
         raise UserError("videos need PyAV: pip install 'cyclegan[video]' (or pip install av)") from None
     return av
@@ -74,29 +73,16 @@ class _BadInput(Exception):
 
 
 def translate_videos(translator, jobs: list[tuple[Path, Path]], cfg: TranslateConfig, summary: Summary) -> None:
-    """``translate``: each ``(video, output)`` pair through the generator, recording each in ``summary``."""
-    convert_videos(jobs, lambda frames: _translate(translator, frames), cfg.batch_size, summary,
-                   progress=cfg.progress,
-                   each_video=lambda: smoothed_norms(translator.base, cfg.temporal_smoothing))
-
-
-def convert_videos(jobs: list[tuple[Path, Path]], convert: Callable[[list[np.ndarray]], np.ndarray],
-                   batch_size: int, summary: Summary, *, progress: bool = True,
-                   each_video: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                   console=None) -> None:
-    """Convert ``(video, output)`` pairs one after the other, recording each in ``summary``.
-
-    ``convert`` maps a batch of consecutive frames (uint8 ``[H, W, 3]`` each) to uint8 ``[B, H, W, 3]``
-    of the same size. ``each_video()`` is entered around each video: a fresh smoothing state, say.
-    A broken video is reported and skipped; a full or read-only disk stops the run.
-    """
-    bar = progress_bar(unit="frames", disable=not progress, console=console)
+    """Each ``(video, output)`` pair through the translator, one after the other, recorded in ``summary``;
+    each video with a fresh smoothing state (``--temporal-smoothing``). A broken video is reported and
+    skipped; a full or read-only disk stops the run."""
+    bar = progress_bar(unit="frames", disable=not cfg.progress)
     with bar:
         for i, (src, dst) in enumerate(jobs):
             task = bar.add_task(src.name, total=None)
             try:
-                with each_video():
-                    frames = convert_video(convert, src, dst, batch_size,
+                with smoothed_norms(translator.base, cfg.temporal_smoothing):
+                    frames = convert_video(lambda batch: _translate(translator, batch), src, dst, cfg.batch_size,
                                            lambda n, task=task: bar.advance(task, n))
                 summary.converted.append(src)
                 log.debug("%s: %d frames", src, frames)
@@ -215,15 +201,17 @@ class MovingAverage:
 
 
 class SmoothedInstanceNorm(nn.Module):
-    """Instance norm with statistics carried over from earlier frames: ``s_t = A·s_(t-1) + (1-A)·s(frame t)``."""
+    """Instance norm with statistics carried over from earlier frames: ``s_t = A·s_(t-1) + (1-A)·s(frame t)``.
 
-    def __init__(self, eps: float, alpha: float):
+    ``correction`` is the variance's, as the norm it replaces computes it (1: AdaIN's unbiased variance)."""
+
+    def __init__(self, eps: float, alpha: float, correction: int = 0):
         super().__init__()
-        self.eps = eps
+        self.eps, self.correction = eps, correction
         self.mean, self.var = MovingAverage(alpha), MovingAverage(alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x.float(), dim=(2, 3), correction=0, keepdim=True)
+        var, mean = torch.var_mean(x.float(), dim=(2, 3), correction=self.correction, keepdim=True)
         return (x.float() - self.mean(mean)) * torch.rsqrt(self.var(var) + self.eps)
 
 
@@ -237,10 +225,10 @@ def smoothed_norms(net: nn.Module, alpha: float):
             if isinstance(module, nn.InstanceNorm2d):
                 parent, _, child = name.rpartition(".")
                 owner = net.get_submodule(parent)
-                setattr(owner, child, SmoothedInstanceNorm(module.eps, alpha))
+                setattr(owner, child, SmoothedInstanceNorm(module.eps, alpha, getattr(module, "correction", 0)))
                 swapped.append((owner, child, module))
         if not swapped:
-            log.warning("--temporal-smoothing: this generator has no instance norm; frames are not smoothed")
+            log.warning("--temporal-smoothing: this network has no instance norm; frames are not smoothed")
     try:
         yield
     finally:

@@ -11,8 +11,7 @@ styles; AdaIN: encoder (VGG19 to relu4_1), adaptive instance norm, decoder. The 
 under --precision (auto: bf16 on a GPU that supports it); gatys runs in fp32, as ``stylize`` does.
 
 Timings do not depend on the weights' values or the images, so random weights and synthetic images are
-used. fast and CIN need ``cyclegan.style.fast.TransformerNet``; without it their columns say n/a. Run
-from the repository root after ``pip install -e .`` (or with ``PYTHONPATH=.``).
+used. Run from the repository root after ``pip install -e .`` (or with ``PYTHONPATH=.``).
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ from collections.abc import Callable
 
 import torch
 
-from cyclegan import nst
 from cyclegan.config import StylizeConfig
 from cyclegan.runtime import autocast, resolve_device, resolve_precision
-from cyclegan.style import adain
+from cyclegan.style import adain, gatys, vgg
+from cyclegan.style.fast import TransformerNet
 
 
 def synthetic_image(size: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -53,47 +52,42 @@ def seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup
     return (time.perf_counter() - start) / repeats
 
 
-def gatys_per_step(extractor: nst.VGGFeatures, size: int, steps: int, device: torch.device) -> float:
+def gatys_per_step(extractor: vgg.VGGFeatures, size: int, steps: int, device: torch.device) -> float:
     content, style = synthetic_image(size, 0, device), synthetic_image(size, 1, device)
     return interleaved_step_seconds([objective(extractor, content, style, None)], content, steps, 1, device)[0]
 
 
-def objective(extractor, content, style, hist) -> nst.Objective:
+def objective(extractor, content, style, hist) -> gatys.Objective:
     """The Gatys loss of ``stylize``'s defaults, with the histogram loss added when ``hist`` is given."""
     cfg = StylizeConfig()
-    grams = nst.style_targets(extractor, [style], [1.0], cfg.style_layers)
-    return nst.Objective(extractor, content, grams, cfg.content_layers, histogram=hist,
+    grams = gatys.style_targets(extractor, [style], [1.0], cfg.style_layers)
+    return gatys.Objective(extractor, content, grams, cfg.content_layers, histogram=hist,
                          histogram_weight=0.0 if hist is None else 1.0)
 
 
-def interleaved_step_seconds(objectives: list[nst.Objective], content: torch.Tensor, steps: int, rounds: int,
+def interleaved_step_seconds(objectives: list[gatys.Objective], content: torch.Tensor, steps: int, rounds: int,
                              device: torch.device) -> list[float]:
     """Median seconds per L-BFGS step of each objective over ``rounds`` rounds of ``steps`` steps, the
     objectives taking turns in each round: a ratio of two of them is then measured under the same load
     (a shared machine's load drifts over a minute; alternating keeps it out of the ratio)."""
     for obj in objectives:
-        nst.optimize(obj, content, 2)  # warm-up
+        gatys.optimize(obj, content, 2)  # warm-up
     times: list[list[float]] = [[] for _ in objectives]
     for _ in range(rounds):
         for obj, seen in zip(objectives, times, strict=True):
             count: list = []
             sync(device)
             start = time.perf_counter()
-            nst.optimize(obj, content, steps, on_step=count.append)
+            gatys.optimize(obj, content, steps, on_step=count.append)
             sync(device)
             seen.append((time.perf_counter() - start) / len(count))
     return [statistics.median(seen) for seen in times]
 
 
-def transformer_nets(device: torch.device, cin_styles: int) -> tuple[dict, str]:
-    """The fast and CIN networks when ``cyclegan.style.fast`` provides them, else ({}, why not)."""
-    try:
-        from cyclegan.style.fast import TransformerNet
-
-        nets = {"fast": TransformerNet(), "CIN": TransformerNet(n_styles=cin_styles)}
-    except (ImportError, TypeError) as e:
-        return {}, f"fast/CIN: n/a (cyclegan.style.fast.TransformerNet unavailable: {e})"
-    return {k: v.to(device).eval() for k, v in nets.items()}, ""
+def transformer_nets(device: torch.device, cin_styles: int) -> dict:
+    """The fast and CIN networks, random weights."""
+    nets = {"fast": TransformerNet(), "CIN": TransformerNet(n_styles=cin_styles)}
+    return {k: v.to(device).eval() for k, v in nets.items()}
 
 
 def main() -> None:
@@ -119,11 +113,11 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = StylizeConfig()
     layers = [*cfg.content_layers, *cfg.style_layers]
-    features = nst.vgg19_features()[: max(nst.LAYER_INDEX[n] for n in layers) + 1].to(device).eval()
-    extractor = nst.VGGFeatures(features, layers).to(device)
-    model = adain.AdaIN(adain.encoder(), adain.decoder(), device, precision)
-    stats = [model.style_stats(synthetic_image(512, 1, device))]
-    nets, note = transformer_nets(device, args.cin_styles)
+    features = vgg.vgg19_features()[: max(vgg.LAYER_INDEX[n] for n in layers) + 1].to(device).eval()
+    extractor = vgg.VGGFeatures(features, layers).to(device)
+    model = adain.AdaIN().to(device).eval()
+    model.set_style([synthetic_image(512, 1, device)], [1.0])
+    nets = transformer_nets(device, args.cin_styles)
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"device: {device} ({name}), torch {torch.__version__}; feed-forward methods in {precision}, gatys in fp32")
@@ -139,15 +133,14 @@ def main() -> None:
                 pixels = x * 255  # pytorch/examples' networks take 0-255 RGB
                 with autocast(device, precision):
                     ff[key] = seconds(lambda net=net, pixels=pixels: net(pixels), device, args.repeats)
-            ff["AdaIN"] = seconds(lambda x=x: model(x, stats, [1.0]), device, args.repeats)
+            with autocast(device, precision):
+                ff["AdaIN"] = seconds(lambda x=x: model(x), device, args.repeats)
         shown = {k: f"{ff[k] * 1e3:.1f}" if k in ff else "n/a" for k in ("fast", "CIN", "AdaIN")}
         extrapolated = "*" if args.steps < args.target_steps else ""
         print(f"{size:>5}² {per_step * 1e3:>16.1f} {per_step * args.target_steps:>15.1f}{extrapolated or ' '} "
               f"{shown['fast']:>10} {shown['CIN']:>10} {shown['AdaIN']:>11}")
     if args.steps < args.target_steps:
         print(f"\n* extrapolated from the time per step ({args.steps} steps timed)")
-    if note:
-        print(note)
     photoreal_section(extractor, args.sizes, args.steps, args.rounds, device)
 
 
@@ -163,7 +156,7 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def photoreal_section(extractor: nst.VGGFeatures, sizes: list[int], steps: int, rounds: int,
+def photoreal_section(extractor: vgg.VGGFeatures, sizes: list[int], steps: int, rounds: int,
                       device: torch.device) -> None:
     """The cost of --photoreal's Matting Laplacian and regulariser, and of --histogram-weight's loss.
 

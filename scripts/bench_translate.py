@@ -30,9 +30,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cyclegan.checkpoint import load_any_generator  # noqa: E402
 from cyclegan.config import TranslateConfig  # noqa: E402
 from cyclegan.models import GeneratorSpec, build_generator  # noqa: E402
+from cyclegan.networks import load_network  # noqa: E402
 from cyclegan.runtime import PRECISIONS, cpu_has_native_bf16, resolve_device, resolve_precision  # noqa: E402
 from cyclegan.translate import Translator, translate_folder  # noqa: E402
 
@@ -144,7 +144,7 @@ def main() -> None:
     precision = resolve_precision(args.precision, device)
     torch.manual_seed(0)
     if args.checkpoint:
-        net, spec = load_any_generator(args.checkpoint)
+        net, spec = load_network(args.checkpoint)
     else:
         spec = GeneratorSpec.from_name(args.net_g, ngf=args.ngf)
         net = build_generator(spec)

@@ -1,4 +1,5 @@
-"""AdaIN: the published layouts and algorithm, stylize --method adain, its downloads, and decoder training."""
+"""AdaIN: the published layouts and algorithm, stylize --method adain (the translate pipeline: batches, tiles,
+export, videos), its downloads, and decoder training."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from torch import nn
 from typer.testing import CliRunner
 
 from cyclegan import download
+from cyclegan.catalog import adain_weights
 from cyclegan.checkpoint import load_state
 from cyclegan.cli import app
 from cyclegan.config import StyleTrainConfig, StylizeConfig, validate
 from cyclegan.errors import UserError
-from cyclegan.nst import preserve_color
+from cyclegan.networks import load_network
 from cyclegan.style import adain
+from cyclegan.style.images import preserve_color
+from cyclegan.video import smoothed_norms
 from tests.conftest import make_folder, write_image
 from tests.fileserver import FileServer
 
@@ -170,15 +174,18 @@ def test_stylize_equals_the_published_algorithm(adain_url, tmp_path):
     assert expected.flatten(2).std(2).min() > 0.02  # a real image, not a clipped constant
     assert np.abs(pixels(out) - as_pixels(expected)).max() <= 1  # one rounding level in the file
 
-    model = adain.load_adain(None, None, torch.device("cpu"))  # now from the cache: no further request
-    assert len(server.requests) == 2
-    stats = [model.style_stats(image_in_01(style))]
-    assert torch.allclose(model(image_in_01(photo), stats, [1.0]), expected, atol=1e-4)
-    # alpha 0 is the content decoded; alpha 0.5 mixes in feature space
-    decoded = dec(vgg(image_in_01(photo))).clamp(0, 1).detach()
-    assert torch.allclose(model(image_in_01(photo), stats, [1.0], alpha=0.0), decoded, atol=1e-4)
-    half = published_style_transfer(vgg, dec, image_in_01(photo), [image_in_01(style)], alpha=0.5)
-    assert torch.allclose(model(image_in_01(photo), stats, [1.0], alpha=0.5), half, atol=1e-4)
+    model, spec = load_network(adain_weights("decoder"))  # now from the cache: no further request
+    assert len(server.requests) == 2 and isinstance(spec, adain.AdaINSpec)
+    model.set_style([image_in_01(style)], [1.0])
+    with torch.no_grad():
+        assert torch.allclose(model(image_in_01(photo)), expected, atol=1e-4)
+        # alpha 0 is the content decoded; alpha 0.5 mixes in feature space
+        decoded = dec(vgg(image_in_01(photo))).clamp(0, 1)
+        model.alpha = 0.0
+        assert torch.allclose(model(image_in_01(photo)), decoded, atol=1e-4)
+        half = published_style_transfer(vgg, dec, image_in_01(photo), [image_in_01(style)], alpha=0.5)
+        model.alpha = 0.5
+        assert torch.allclose(model(image_in_01(photo)), half, atol=1e-4)
     assert not torch.allclose(half, expected, atol=1e-2)
 
 
@@ -212,22 +219,21 @@ def test_style_blend_mixes_the_adained_features(adain_url, tmp_path):
 def test_folders_batches_sizes_failures_and_preserve_color(adain_url, tmp_path, monkeypatch):
     photos = make_folder(tmp_path / "photos", 3, size=(32, 24))
     write_image(photos / "sub" / "tall.jpg", size=(20, 36), seed=9)
-    write_image(photos / "tiny.png", size=(8, 8), seed=10)
+    write_image(photos / "tiny.png", size=(8, 8), seed=10)  # below the 16 px the encoder takes: padded, cropped
     (photos / "broken.png").write_bytes(b"not an image")
     style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
     out = tmp_path / "out"
     batch_sizes = []
-    real_call = adain.AdaIN.__call__
-    monkeypatch.setattr(adain.AdaIN, "__call__",
-                        lambda self, x, *a, **k: batch_sizes.append(len(x)) or real_call(self, x, *a, **k))
+    real_forward = adain.AdaIN.forward
+    monkeypatch.setattr(adain.AdaIN, "forward", lambda self, x: batch_sizes.append(len(x)) or real_forward(self, x))
 
     result = stylize_cli(photos, style, out, "--batch-size", "2", "--preserve-color")
-    assert result.exit_code == 1, result.output  # two inputs failed, named in the report
-    assert "broken.png" in result.output and "tiny.png" in result.output
+    assert result.exit_code == 1, result.output  # one input failed, named in the report
+    assert "broken.png" in result.output
     written = {p.relative_to(out).as_posix(): Image.open(p).size for p in out.rglob("*") if p.is_file()}
     assert written == {"img_000.png": (32, 24), "img_001.png": (32, 24), "img_002.png": (32, 24),
-                       "sub/tall.jpg": (20, 36)}
-    assert sorted(batch_sizes) == [1, 1, 2]  # same-size images share a batch
+                       "sub/tall.jpg": (20, 36), "tiny.png": (8, 8)}
+    assert sorted(batch_sizes) == [1, 1, 1, 2]  # same-size images share a batch
     mtime = (out / "img_000.png").stat().st_mtime_ns
     result = stylize_cli(photos, style, out)
     assert "skipped" in result.output and (out / "img_000.png").stat().st_mtime_ns == mtime
@@ -236,8 +242,9 @@ def test_folders_batches_sizes_failures_and_preserve_color(adain_url, tmp_path, 
     result = stylize_cli(photos / "img_000.png", style, tmp_path / "plain.png")
     assert result.exit_code == 0, result.output
     expected = preserve_color(Image.open(tmp_path / "plain.png"), Image.open(photos / "img_000.png"))
-    assert np.array_equal(pixels(out / "img_000.png"), np.asarray(expected).astype(int))
-    assert not np.array_equal(pixels(out / "img_000.png"), pixels(tmp_path / "plain.png"))
+    # PIL rounds its YCbCr planes to 8 bits and the plain output was rounded before: a level or two apart
+    assert np.abs(pixels(out / "img_000.png") - np.asarray(expected).astype(int)).mean() < 2.0
+    assert np.abs(pixels(out / "img_000.png") - pixels(tmp_path / "plain.png")).mean() > 3
 
 
 def test_offline_names_both_weight_options(tmp_path, monkeypatch):
@@ -284,17 +291,17 @@ def test_train_decoder_smoke_run_and_exact_resume(tmp_path):
     make_folder(tmp_path / "photos", 3, size=(40, 36))
     make_folder(tmp_path / "paintings", 2, size=(36, 40), seed=50)
 
-    full = adain.train_decoder(train_cfg(tmp_path, "full"))
+    full = adain.DecoderRun.launch(train_cfg(tmp_path, "full"))
     assert full.step == 6 and not full.interrupted
     run = tmp_path / "runs" / "full"
     assert {"config.json", "latest.pt", "decoder.safetensors", "samples"} <= {p.name for p in run.iterdir()}
     assert load_state(run / "latest.pt")["step"] == 6
 
-    adain.train_decoder(train_cfg(tmp_path, "resumed", max_steps=3))
+    adain.DecoderRun.launch(train_cfg(tmp_path, "resumed", max_steps=3))
     assert load_state(tmp_path / "runs" / "resumed" / "latest.pt")["step"] == 3
-    adain.train_decoder(train_cfg(tmp_path, "resumed", max_steps=3, resume=True))
+    adain.DecoderRun.launch(train_cfg(tmp_path, "resumed", max_steps=3, resume=True))
     assert load_state(tmp_path / "runs" / "resumed" / "latest.pt")["step"] == 3  # --max-steps counts all steps
-    adain.train_decoder(train_cfg(tmp_path, "resumed", max_steps=6, resume=True))
+    adain.DecoderRun.launch(train_cfg(tmp_path, "resumed", max_steps=6, resume=True))
     a, b = load_file(run / "decoder.safetensors"), load_file(tmp_path / "runs" / "resumed" / "decoder.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     start = adain.decoder().state_dict()  # it did learn: not the initial weights of any seed
@@ -308,9 +315,9 @@ def test_train_decoder_smoke_run_and_exact_resume(tmp_path):
     assert result.exit_code == 0, result.output
 
     with pytest.raises(UserError, match="already holds a run"):
-        adain.train_decoder(train_cfg(tmp_path, "full"))
+        adain.DecoderRun.launch(train_cfg(tmp_path, "full"))
     with pytest.raises(UserError, match="--style-dir"):
-        adain.train_decoder(StyleTrainConfig(method="adain", content=str(tmp_path / "photos"),
+        adain.DecoderRun.launch(StyleTrainConfig(method="adain", content=str(tmp_path / "photos"),
                                              checkpoints_dir=str(tmp_path / "runs"), name="x"))
 
 
@@ -318,7 +325,7 @@ def test_models_list_shows_the_adain_files(adain_url, tmp_path):
     result = runner.invoke(app, ["models", "list"])
     assert result.exit_code == 0 and "adain_vgg" in result.output and "adain_decoder" in result.output
     assert "✓" not in result.output  # nothing in the (empty) cache yet
-    adain.load_adain(None, None, torch.device("cpu"))
+    load_network(adain_weights("decoder"))  # downloads both files
     result = runner.invoke(app, ["models", "list"])
     assert [line for line in result.output.splitlines() if "adain_" in line and "✓" in line]
 
@@ -390,16 +397,17 @@ def test_gatys_refuses_videos(tmp_path):
 
 def test_temporal_smoothing_of_the_content_statistics_damps_flicker(adain_url):
     """A bright patch blinking in a corner moves the content statistics, so the whole stylised frame
-    flickers, beyond the networks' reach of the patch too; smoothed statistics keep that far region steady."""
-    model = adain.load_adain(None, None, torch.device("cpu"))
+    flickers, beyond the networks' reach of the patch too; smoothed statistics keep that far region steady.
+    AdaIN's content normalisation is an instance norm, smoothed as every instance norm is (``video.py``)."""
+    model, _ = load_network(adain_weights("decoder"))
     torch.manual_seed(0)
-    stats = [model.style_stats(torch.rand(1, 3, 32, 32))]
+    model.set_style([torch.rand(1, 3, 32, 32)], [1.0])
     frames = (torch.rand(1, 3, 144, 144) * 0.5).repeat(6, 1, 1, 1)
     frames[1::2, :, :8, :8] = 1.0
-    plain = model(frames, stats, [1.0])
-    smooth = adain.SmoothedContentStats(0.9)
-    smoothed = torch.cat([model(frames[:4], stats, [1.0], smooth=smooth),  # carried from batch to batch
-                          model(frames[4:], stats, [1.0], smooth=smooth)])
+    with torch.no_grad():
+        plain = model(frames)
+        with smoothed_norms(model, 0.9):  # carried from batch to batch
+            smoothed = torch.cat([model(frames[:4]), model(frames[4:])])
     assert torch.allclose(smoothed[0], plain[0], atol=1e-5)  # the first frame has no past
 
     def flicker(y):  # the encoder and decoder see about 64 pixels around: 80 from the patch is out of reach
@@ -408,3 +416,41 @@ def test_temporal_smoothing_of_the_content_statistics_damps_flicker(adain_url):
 
     assert flicker(plain) > 1e-3
     assert flicker(smoothed) < 0.3 * flicker(plain)
+
+
+# --- AdaIN is a network like any other: translate, tiles, export --------------------------------------------
+
+
+def translate_cli(*args):
+    return runner.invoke(app, ["translate", *map(str, args), "--device", "cpu", "--workers", "0", "--no-progress",
+                               "--precision", "fp32"])
+
+
+def test_translate_runs_adain_with_a_style_image_and_in_exact_tiles(adain_url, tmp_path):
+    """An AdaIN decoder is a network ``translate`` runs: ``--style`` is the style image, and tiles hold the
+    whole image's statistics of the content features, so the tiled output is the untiled one."""
+    published_files(tmp_path / "files")
+    photo = write_image(tmp_path / "in" / "photo.png", size=(150, 110), seed=3)
+    style = write_image(tmp_path / "style.png", size=(40, 40), seed=2)
+    decoder = tmp_path / "files" / "decoder.pth"
+    result = translate_cli(decoder, photo, tmp_path / "whole.png", "--style", style)
+    assert result.exit_code == 0, result.output
+    result = translate_cli(decoder, photo, tmp_path / "tiled.png", "--style", style, "--tile", "64")
+    assert result.exit_code == 0, result.output
+    whole, tiled = pixels(tmp_path / "whole.png"), pixels(tmp_path / "tiled.png")
+    assert whole.shape == (110, 150, 3) and whole.std() > 5  # a real image, not a clipped constant
+    assert np.abs(whole - tiled).max() <= 1
+    result = translate_cli(decoder, photo, tmp_path / "none.png")
+    assert result.exit_code == 2 and "--style IMAGE" in result.output
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".onnx"])
+def test_adain_exports_with_its_style(adain_url, tmp_path, suffix):
+    if suffix == ".onnx":
+        pytest.importorskip("onnxruntime")
+    published_files(tmp_path / "files")
+    style = write_image(tmp_path / "style.png", size=(40, 40), seed=2)
+    out = tmp_path / f"adain{suffix}"
+    result = runner.invoke(app, ["export", str(tmp_path / "files" / "decoder.pth"), str(out), "--style", str(style)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "values in [0, 1]" in result.output

@@ -93,12 +93,12 @@ def test_help_explains_every_option():
 
 def test_options_reach_the_config(image_dirs, tmp_path, monkeypatch):
     import cyclegan.evaluate
-    import cyclegan.nst
+    import cyclegan.style.gatys
     import cyclegan.train
 
     got = {}
     monkeypatch.setattr(cyclegan.train, "train", lambda cfg: got.setdefault("train", cfg))
-    monkeypatch.setattr(cyclegan.nst, "stylize", lambda cfg: got.setdefault("stylize", cfg))
+    monkeypatch.setattr(cyclegan.style.gatys, "stylize", lambda cfg: got.setdefault("stylize", cfg))
     monkeypatch.setattr(cyclegan.evaluate, "evaluate", lambda cfg: got.setdefault("evaluate", cfg))
     a, b = image_dirs
     result = runner.invoke(app, ["train", "--domain-a", str(a), "--domainB", str(b), "--no-flip", "--channels-last",
@@ -196,13 +196,13 @@ def test_bad_stylize_option_stops_before_any_work(tmp_path, args, message):
 
 
 def test_stylize_size_bound_follows_the_deepest_layer(tmp_path, monkeypatch):
-    import cyclegan.nst
+    import cyclegan.style.gatys
 
-    monkeypatch.setattr(cyclegan.nst, "stylize", lambda cfg: pytest.fail("--size 8 is too small for conv5_1"))
+    monkeypatch.setattr(cyclegan.style.gatys, "stylize", lambda cfg: pytest.fail("--size 8 is too small for conv5_1"))
     result = runner.invoke(app, ["stylize", "c.png", "s.png", "o.png", "--size", "8", "--style-layers", "conv5_1"])
     one_line_error(result, "--size 8: must be at least 16")
     got = []
-    monkeypatch.setattr(cyclegan.nst, "stylize", got.append)
+    monkeypatch.setattr(cyclegan.style.gatys, "stylize", got.append)
     runner.invoke(app, ["stylize", "c.png", "s.png", "o.png", "--size", "8", "--style-layers", "conv1_1,conv2_1",
                         "--content-layers", "conv2_2"])
     assert got and got[0].size == 8  # shallow layers fit a small image

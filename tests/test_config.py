@@ -14,7 +14,7 @@ CONFIGS = (TrainConfig, TranslateConfig, EvalConfig, StylizeConfig)
 
 @pytest.mark.parametrize("cls", CONFIGS)
 def test_defaults_are_valid_and_every_option_has_help(cls):
-    validate(cls())
+    validate(cls(styles=["s.png"]) if cls is StylizeConfig else cls())  # stylize's arguments name a style
     for f, _ in config.option_fields(cls):
         assert f.metadata["help"].strip(), f.name
 
@@ -36,8 +36,12 @@ def test_defaults_are_valid_and_every_option_has_help(cls):
     (EvalConfig(baseline="fid"), "--baseline fid: choose one of nst"),
     (EvalConfig(json_path=3), "--json 3: must be a str"),
     (StylizeConfig(style_layers=[]), "--style-layers: name at least one layer"),
+    (StylizeConfig(style_layers=["conv9_1"]), "--style-layers conv9_1: unknown layer(s) conv9_1; choose from conv1_1"),
     (StylizeConfig(style_blend=[1, "x"]), "--style-blend 1,x: must be a list of float values"),
-    (StylizeConfig(size=15), "--size 15: must be at least 16 for the layers chosen"),
+    (StylizeConfig(styles=["s.png"], size=15), "--size 15: must be at least 16 for the layers chosen"),
+    (StylizeConfig(styles=["a.png", "b.png"], style_blend=[1.0]), "--style-blend has 1 weights for 2 style images"),
+    (StylizeConfig(styles=["a.png"], style_blend=[0.0]), "--style-blend weights must be non-negative and not all"),
+    (StylizeConfig(), "give at least one style image"),
 ])
 def test_one_message_names_the_option_and_value(cfg, message):
     with pytest.raises(UserError) as e:
@@ -49,7 +53,7 @@ def test_cross_option_rules_apply_only_where_they_mean_something():
     validate(TrainConfig(load_size=100, image_size=128, preprocess="crop"))  # crop: no resizing first
     validate(TrainConfig(epochs=0, epochs_decay=5))
     validate(TrainConfig(max_steps=None, test_dir=None))
-    validate(StylizeConfig(size=8, content_layers=["conv2_2"], style_layers=["conv1_1", "conv2_1"]))
+    validate(StylizeConfig(styles=["s.png"], size=8, content_layers=["conv2_2"], style_layers=["conv1_1", "conv2_1"]))
 
 
 def test_vgg_min_size_leaves_the_deepest_layer_one_pixel():
@@ -57,12 +61,13 @@ def test_vgg_min_size_leaves_the_deepest_layer_one_pixel():
     assert vgg_min_size(["conv1_1"]) == 1
     assert vgg_min_size(["conv4_2", "pool1"]) == 8
     assert vgg_min_size(["pool5"]) == 32
-    assert vgg_min_size(["nonsense"]) == 1  # left to nst.check_config, which names unknown layers
+    assert vgg_min_size(["nonsense"]) == 1  # left to config.vgg_layers, which names unknown layers
 
 
 def test_choices_are_the_ones_the_code_implements():
-    from cyclegan import data, losses, nst, runtime, tracking, translate
+    from cyclegan import data, losses, runtime, tracking, translate
     from cyclegan.models import layers
+    from cyclegan.style import gatys, vgg
 
     hints = {cls: dict((f.name, hint) for f, hint in config.option_fields(cls)) for cls in CONFIGS}
     assert config.choices(hints[TrainConfig]["gan_mode"]) == losses.GAN_MODES
@@ -72,9 +77,9 @@ def test_choices_are_the_ones_the_code_implements():
     assert config.choices(hints[TrainConfig]["precision"]) == ("auto", *runtime.PRECISIONS)
     assert config.choices(hints[TrainConfig]["wandb_mode"]) == tracking.WANDB_MODES
     assert set(config.choices(hints[TranslateConfig]["format"])) == set(translate.FORMATS)
-    assert config.choices(hints[StylizeConfig]["optimizer"]) == nst.OPTIMIZERS
-    assert config.choices(hints[StylizeConfig]["pooling"]) == nst.POOLINGS
-    assert config.choices(hints[StylizeConfig]["init"]) == nst.INITS
+    assert config.choices(hints[StylizeConfig]["optimizer"]) == gatys.OPTIMIZERS
+    assert config.choices(hints[StylizeConfig]["pooling"]) == vgg.POOLINGS
+    assert config.choices(hints[StylizeConfig]["init"]) == gatys.INITS
 
 
 def test_list_options_parse_commas_and_spaces():
@@ -93,7 +98,6 @@ def test_json_round_trip_keeps_every_field(tmp_path):
 
 def test_python_callers_are_checked_before_any_work(tmp_path):
     from cyclegan.evaluate import evaluate
-    from cyclegan.nst import check_config
     from cyclegan.summary import Summary
     from cyclegan.translate import plan
 
@@ -101,7 +105,7 @@ def test_python_callers_are_checked_before_any_work(tmp_path):
     with pytest.raises(UserError, match="^--writers -1: must be at least 0$"):
         plan(TranslateConfig(input=str(src), output=str(tmp_path / "out"), writers=-1), Summary())
     with pytest.raises(UserError, match="^--steps 0: must be at least 1$"):
-        check_config(StylizeConfig(styles=["s.png"], steps=0))
+        validate(StylizeConfig(styles=["s.png"], steps=0))
     with pytest.raises(UserError, match="^--max-images 1: must be at least 2$"):
         evaluate(EvalConfig(target=str(tmp_path / "no-run"), max_images=1))
     with pytest.raises(UserError, match="^--batch-size 0: must be at least 1$"):  # two folders, too

@@ -13,9 +13,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from cyclegan import nst, tracking
-from cyclegan.checkpoint import load_generator
+from cyclegan import evaluate as evaluation
+from cyclegan import tracking
 from cyclegan.cli import app
+from cyclegan.networks import load_network
+from cyclegan.style import vgg
 from tests.conftest import make_folder, save_tiny_inception, write_image
 
 runner = CliRunner()
@@ -97,7 +99,7 @@ def test_run_report_logs_the_table_to_the_runs_wandb_run(smoke_run, monkeypatch)
         def finish(self):
             calls["finished"] = True
 
-    monkeypatch.setattr(tracking, "Tracker", FakeTracker)
+    monkeypatch.setattr(evaluation, "Tracker", FakeTracker)
     result = runner.invoke(app, ["evaluate", str(run), "--inception", str(inception), "--workers", "0",
                                  "--wandb-mode", "offline"])
     assert result.exit_code == 0, result.output
@@ -119,13 +121,13 @@ def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
 def tiny_vgg19(weights, layers, pooling="max", device="cpu"):
     """A VGG19-shaped network with few channels and random weights, in place of the real one."""
     torch.manual_seed(0)
-    depth = max(nst.LAYER_INDEX[name] for name in layers) + 1
-    return nst.vgg19_features(pooling, widths=(4, 8, 8, 8, 8))[:depth].to(device).eval().requires_grad_(False)
+    depth = max(vgg.LAYER_INDEX[name] for name in layers) + 1
+    return vgg.vgg19_features(pooling, widths=(4, 8, 8, 8, 8))[:depth].to(device).eval().requires_grad_(False)
 
 
 def test_run_report_with_the_nst_baseline(smoke_run, tmp_path, monkeypatch):
     run, ds, inception = smoke_run
-    monkeypatch.setattr(nst, "load_vgg19", tiny_vgg19)
+    monkeypatch.setattr(evaluation, "load_vgg19", tiny_vgg19)
     nst_args = ["--baseline", "nst", "--nst-steps", "2", "--max-images", "2"]
     evaluate(run, "--inception", inception, *nst_args)  # style: the run's training images of the target domain
 
@@ -200,7 +202,7 @@ def test_eval_every_logs_scores_keeps_best_and_leaves_training_unchanged(dataset
     assert meta["kid"] == pytest.approx(best_kid)
     assert meta["epoch"] == 1 + [m["eval/kid"] for _, m in evals].index(best_kid)
     assert meta["AtoB"]["n_fake"] == 3 and meta["AtoB"]["n_real"] == 4  # testA translated, scored against testB
-    net, spec = load_generator(best / "G_BA.safetensors")
+    net, spec = load_network(best / "G_BA.safetensors")
     assert spec.ngf == 8
 
     # Evaluation draws no random numbers from the training's streams: same seed, same weights.

@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from cyclegan import export, runtime
-from cyclegan.checkpoint import save_generator
+from cyclegan.checkpoint import NETWORK_KEY, save_network
 from cyclegan.cli import app
 from cyclegan.config import ExportConfig
 from cyclegan.errors import UserError
@@ -33,7 +33,7 @@ TOLERANCE = 1.0  # levels of 0-255, the command's default (see cyclegan/export.p
 def generator_file(tmp_path: Path, arch: str) -> Path:
     torch.manual_seed(0)
     spec = SPECS[arch]
-    return save_generator(tmp_path / f"{arch}.safetensors", build_generator(spec, init_type="kaiming"), spec)
+    return save_network(tmp_path / f"{arch}.safetensors", build_generator(spec, init_type="kaiming"), spec)
 
 
 def levels(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,8 @@ def test_onnx_round_trip(tmp_path, arch):
     translator = load_translator(model, device="cpu", precision="fp32", channels_last=False)
     assert props["size_multiple"] == str(translator.multiple) and props["min_side"] == str(translator.min_side)
     assert "[-1, 1]" in props["input"] and "reflect" in props["padding"]
-    assert GeneratorSpec.from_dict(json.loads(props["cyclegan.generator"])) == SPECS[arch]
+    kind_and_spec = json.loads(props[NETWORK_KEY])
+    assert kind_and_spec.pop("kind") == "generator" and GeneratorSpec.from_dict(kind_and_spec) == SPECS[arch]
 
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -203,10 +204,10 @@ def test_style_network_export_takes_and_gives_its_own_range(tmp_path, suffix):
     if suffix == ".onnx":
         pytest.importorskip("onnxruntime")
         onnx = pytest.importorskip("onnx")
-    from cyclegan.style.fast import StyleNetSpec, TransformerNet, save_style_net
+    from cyclegan.style.fast import FastStyleSpec, TransformerNet
 
     torch.manual_seed(0)
-    model = save_style_net(tmp_path / "style.safetensors", TransformerNet(1), StyleNetSpec(styles=["s"]))
+    model = save_network(tmp_path / "style.safetensors", TransformerNet(1), FastStyleSpec(styles=["s"]))
     result = export.export_model(ExportConfig(checkpoint=str(model), output=str(tmp_path / f"s{suffix}")))
     assert all(c.max_levels <= TOLERANCE for c in result.checks)
     if suffix == ".onnx":

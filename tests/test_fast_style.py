@@ -2,6 +2,7 @@
 
 import copy
 import io
+import json
 import os
 import signal
 import subprocess
@@ -13,18 +14,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from cyclegan import nst
-from cyclegan.checkpoint import load_state
+from cyclegan.checkpoint import NETWORK_KEY, load_state
 from cyclegan.cli import app
 from cyclegan.config import StyleTrainConfig
-from cyclegan.style import fast
+from cyclegan.style import fast, images, vgg
 from tests.conftest import REPO, make_folder, shared_path, write_image
 from tests.fileserver import FileServer
 
 runner = CliRunner()
+train_style = fast.FastStyleRun.launch
 
 
 # -- pytorch/examples' fast_neural_style TransformerNet, as published, for reference ---------------------
@@ -162,7 +164,7 @@ def test_strength_zero_gives_the_input_and_preserve_color_is_stylize_s(tmp_path)
     assert np.array_equal(read_rgb(tmp_path / "s0" / "a.png"), read_rgb(tmp_path / "in" / "a.png"))
     translate(tmp_path / "net.pth", tmp_path / "in", tmp_path / "full")
     translate(tmp_path / "net.pth", tmp_path / "in", tmp_path / "color", "--preserve-color")
-    want = np.asarray(nst.preserve_color(Image.open(tmp_path / "full" / "a.png"),
+    want = np.asarray(images.preserve_color(Image.open(tmp_path / "full" / "a.png"),
                                          Image.open(tmp_path / "in" / "a.png"))).astype(np.int16)
     got = read_rgb(tmp_path / "color" / "a.png")
     assert np.abs(got - want).mean() < 1.0  # PIL rounds its YCbCr planes to 8 bits; we do not
@@ -170,11 +172,11 @@ def test_strength_zero_gives_the_input_and_preserve_color_is_stylize_s(tmp_path)
 
 
 def test_strength_and_preserve_color_apply_to_cyclegan_generators(tmp_path):
-    from cyclegan.checkpoint import save_generator
+    from cyclegan.checkpoint import save_network
     from cyclegan.models import GeneratorSpec, build_generator
 
     spec = GeneratorSpec.from_name("resnet_6blocks", ngf=8)
-    save_generator(tmp_path / "g.safetensors", build_generator(spec), spec)
+    save_network(tmp_path / "g.safetensors", build_generator(spec), spec)
     write_image(tmp_path / "in" / "a.png", size=(32, 32), seed=5)
     translate(tmp_path / "g.safetensors", tmp_path / "in", tmp_path / "s0", "--strength", "0")
     assert np.array_equal(read_rgb(tmp_path / "s0" / "a.png"), read_rgb(tmp_path / "in" / "a.png"))
@@ -189,9 +191,9 @@ def test_strength_and_preserve_color_apply_to_cyclegan_generators(tmp_path):
 def tiny_vgg(tmp_path_factory):
     """Random VGG19 weights up to the deepest loss layer (float16, as the shared file)."""
     torch.manual_seed(0)
-    depth = max(nst.LAYER_INDEX[n] for n in fast.STYLE_LAYERS) + 1
+    depth = max(vgg.LAYER_INDEX[n] for n in fast.STYLE_LAYERS) + 1
     path = tmp_path_factory.mktemp("vgg") / "vgg.pth"
-    torch.save({f"features.{k}": v.half() for k, v in nst.vgg19_features()[:depth].state_dict().items()}, path)
+    torch.save({f"features.{k}": v.half() for k, v in vgg.vgg19_features()[:depth].state_dict().items()}, path)
     return path
 
 
@@ -200,11 +202,11 @@ def test_the_perceptual_loss_is_the_same_for_any_scale_of_vgg_activations():
     terms make the default weights hold for all of them. Dividing the first weights and every bias by k
     divides every ReLU output by k; raw terms would shrink by k² (content) and k⁴ (style)."""
     torch.manual_seed(0)
-    vgg = nst.vgg19_features(widths=(8, 16, 16, 16, 16))
-    for m in vgg:
+    net = vgg.vgg19_features(widths=(8, 16, 16, 16, 16))
+    for m in net:
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.uniform_(m.bias, -0.1, 0.1)
-    scaled = copy.deepcopy(vgg)
+    scaled = copy.deepcopy(net)
     k = 200.0
     with torch.no_grad():
         scaled[0].weight.div_(k)
@@ -214,7 +216,7 @@ def test_the_perceptual_loss_is_the_same_for_any_scale_of_vgg_activations():
     style = torch.rand(1, 3, 48, 40)
     x, y = torch.rand(2, 3, 32, 32) * 255, torch.rand(2, 3, 32, 32) * 255
     weights = {"content": 1.0, "style": 1.0, "tv": 0.0}
-    a = fast.PerceptualLoss(vgg, [style], weights)(y, x, 0)
+    a = fast.PerceptualLoss(net, [style], weights)(y, x, 0)
     b = fast.PerceptualLoss(scaled, [style], weights)(y, x, 0)
     assert a["content"] > 0.01 and a["style"] > 0.01
     for term in ("content", "style"):
@@ -238,15 +240,15 @@ def style_cfg(tmp_path, photos, styles, vgg, **kw):
 
 def test_train_style_run_folder_and_exact_resume(tmp_path, data, tiny_vgg):
     photos, styles = data
-    full = fast.train(style_cfg(tmp_path, photos, styles[:1], tiny_vgg, name="full"))
+    full = train_style(style_cfg(tmp_path, photos, styles[:1], tiny_vgg, name="full"))
     assert full.step == 6 and not full.interrupted
     run = tmp_path / "runs" / "full"
     for name in ("config.json", "latest.pt", "style.safetensors"):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000001.png", "step_0000006.png"]
-    fast.train(style_cfg(tmp_path, photos, styles[:1], tiny_vgg, name="split", max_steps=3))
+    train_style(style_cfg(tmp_path, photos, styles[:1], tiny_vgg, name="split", max_steps=3))
     assert load_state(tmp_path / "runs" / "split" / "latest.pt")["step"] == 3
-    fast.train(StyleTrainConfig(name="split", checkpoints_dir=str(tmp_path / "runs"), resume=True, workers=0,
+    train_style(StyleTrainConfig(name="split", checkpoints_dir=str(tmp_path / "runs"), resume=True, workers=0,
                                 device="cpu", precision="fp32", wandb_mode="disabled"))
     a, b = load_file(run / "style.safetensors"), load_file(tmp_path / "runs" / "split" / "style.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -255,7 +257,7 @@ def test_train_style_run_folder_and_exact_resume(tmp_path, data, tiny_vgg):
 
 def test_cin_styles_by_index_name_and_mix(tmp_path, data, tiny_vgg):
     photos, styles = data
-    fast.train(style_cfg(tmp_path, photos, styles, tiny_vgg, name="two", steps=4))
+    train_style(style_cfg(tmp_path, photos, styles, tiny_vgg, name="two", steps=4))
     run = tmp_path / "runs" / "two"
     assert load_file(run / "style.safetensors")["in1.weight"].shape == (2, 32)
     out = {}
@@ -274,7 +276,7 @@ def test_cin_styles_by_index_name_and_mix(tmp_path, data, tiny_vgg):
 def test_add_style_trains_only_the_new_style_and_the_grown_run_resumes(tmp_path, data, tiny_vgg):
     photos, styles = data
     sky = write_image(tmp_path / "styles" / "sky.png", size=(36, 36), seed=20)
-    fast.train(style_cfg(tmp_path, photos, styles, tiny_vgg, name="grow", steps=4))
+    train_style(style_cfg(tmp_path, photos, styles, tiny_vgg, name="grow", steps=4))
     run = tmp_path / "runs" / "grow"
     before = load_file(run / "style.safetensors")
     for key in ("0", "1"):
@@ -282,14 +284,14 @@ def test_add_style_trains_only_the_new_style_and_the_grown_run_resumes(tmp_path,
 
     add = dict(name="grow", checkpoints_dir=str(tmp_path / "runs"), resume=True, add_style=True, styles=[str(sky)],
                steps=4, workers=0, device="cpu", precision="fp32", wandb_mode="disabled")
-    result = fast.train(StyleTrainConfig(**add, max_steps=6))  # stops half-way: the plain resume below goes on
+    result = train_style(StyleTrainConfig(**add, max_steps=6))  # stops half-way: the plain resume below goes on
     assert result.step == 6
     state = load_state(run / "latest.pt")
     assert state["step"] == 6 and state["trainer"]["net"]["in1.weight"].shape == (3, 32)
     # only the (γ, β) tables are optimised
     assert len(state["trainer"]["opt"]["param_groups"][0]["params"]) == len(
         [k for k in before if fast.NORM_PARAM.search(k)])
-    fast.train(StyleTrainConfig(name="grow", checkpoints_dir=str(tmp_path / "runs"), resume=True, workers=0,
+    train_style(StyleTrainConfig(name="grow", checkpoints_dir=str(tmp_path / "runs"), resume=True, workers=0,
                                 device="cpu", precision="fp32", wandb_mode="disabled"))
     assert load_state(run / "latest.pt")["step"] == 8
     after = load_file(run / "style.safetensors")
@@ -298,9 +300,8 @@ def test_add_style_trains_only_the_new_style_and_the_grown_run_resumes(tmp_path,
             assert torch.equal(after[k][:2], v), k  # the trained styles' rows, bit for bit
         else:
             assert torch.equal(after[k], v), k  # every shared parameter is frozen
-    spec = fast.StyleNetSpec.from_dict(__import__("json").loads(
-        __import__("safetensors").safe_open(str(run / "style.safetensors"), "pt").metadata()[fast.SPEC_KEY]))
-    assert spec.n_styles == 3 and spec.styles == ["waves", "stars", "sky"]
+    meta = json.loads(safe_open(str(run / "style.safetensors"), "pt").metadata()[NETWORK_KEY])
+    assert meta == {"kind": "fast_style", "n_styles": 3, "styles": ["waves", "stars", "sky"]}
     for key in ("0", "1"):
         translate(run, photos, tmp_path / f"after_{key}", "--style", key)
         assert np.array_equal(read_rgb(tmp_path / f"after_{key}" / "img_000.png"),
@@ -313,7 +314,7 @@ def test_add_style_trains_only_the_new_style_and_the_grown_run_resumes(tmp_path,
 def test_add_style_starts_from_the_nearest_style_or_the_mean(tmp_path, data, tiny_vgg, caplog):
     caplog.set_level("INFO")
     photos, styles = data
-    fast.train(style_cfg(tmp_path, photos, styles, tiny_vgg, name="near", steps=2))
+    train_style(style_cfg(tmp_path, photos, styles, tiny_vgg, name="near", steps=2))
     run = tmp_path / "runs" / "near"
     trained = load_file(run / "style.safetensors")["in1.weight"]
     copy = tmp_path / "stars_again.png"
@@ -321,14 +322,14 @@ def test_add_style_starts_from_the_nearest_style_or_the_mean(tmp_path, data, tin
     add = dict(name="near", checkpoints_dir=str(tmp_path / "runs"), resume=True, add_style=True,
                styles=[str(copy)], steps=1, max_steps=2, workers=0, device="cpu", precision="fp32",
                wandb_mode="disabled")
-    assert fast.train(StyleTrainConfig(**add)).step == 2  # grown and saved, not trained: what it started from
+    assert train_style(StyleTrainConfig(**add)).step == 2  # grown and saved, not trained: what it started from
     grown = load_file(run / "style.safetensors")["in1.weight"]
     assert torch.allclose(grown[2], trained[1], atol=1e-6)
     assert "starts from the (γ, β) of stars" in caplog.text
 
     for s in styles:
         s.unlink()  # the images of the trained styles are gone: the mean, with a warning
-    fast.train(StyleTrainConfig(**{**add, "styles": [str(copy)]}))
+    train_style(StyleTrainConfig(**{**add, "styles": [str(copy)]}))
     grown2 = load_file(run / "style.safetensors")["in1.weight"]
     assert grown2.shape == (4, 32)
     assert torch.allclose(grown2[3], grown[:3].mean(0), atol=1e-6)
@@ -424,24 +425,24 @@ def test_a_trained_network_paints_unseen_photos_like_the_painting_and_keeps_them
                            checkpoints_dir=str(tmp_path), image_size=64, batch_size=4, steps=200, lr=2e-3,
                            vgg_weights=str(vgg_path), workers=0, device="cpu", precision="fp32",
                            wandb_mode="disabled", sample_every=1000, save_every=1000)
-    fast.train(cfg)
+    train_style(cfg)
     for p in held_out:
         (tmp_path / "held_out").mkdir(exist_ok=True)
         Image.open(p).convert("RGB").resize((96, 96)).save(tmp_path / "held_out" / f"{p.stem}.png")
     translate(tmp_path / "monet", tmp_path / "held_out", tmp_path / "out")
 
     layers = [fast.CONTENT_LAYER, *fast.STYLE_LAYERS]
-    ex = nst.VGGFeatures(nst.load_vgg19(vgg_path, layers), layers)
+    ex = vgg.VGGFeatures(vgg.load_vgg19(vgg_path, layers), layers)
 
     def features(img):
         with torch.no_grad():
-            return ex(nst.image_tensor(img))
+            return ex(images.to_tensor(img))
 
-    target = {n: nst.gram_matrix(f) for n, f in features(nst.resize_long_side(Image.open(painting).convert("RGB"),
+    target = {n: vgg.gram_matrix(f) for n, f in features(images.resize_long_side(Image.open(painting).convert("RGB"),
                                                                              64)).items()}
 
     def style_distance(feats):
-        return sum(fast.relative_mse(nst.gram_matrix(feats[n]), target[n]).item() for n in fast.STYLE_LAYERS)
+        return sum(vgg.relative_mse(vgg.gram_matrix(feats[n]), target[n]).item() for n in fast.STYLE_LAYERS)
 
     photo = [features(Image.open(tmp_path / "held_out" / f"{p.stem}.png")) for p in held_out]
     out = [features(Image.open(tmp_path / "out" / f"{p.stem}.png")) for p in held_out]
@@ -449,9 +450,23 @@ def test_a_trained_network_paints_unseen_photos_like_the_painting_and_keeps_them
     assert after < 0.5 * before, (before, after)
 
     def content_distance(i, j):  # output i against photo j
-        return fast.relative_mse(out[i][fast.CONTENT_LAYER], photo[j][fast.CONTENT_LAYER]).item()
+        return vgg.relative_mse(out[i][fast.CONTENT_LAYER], photo[j][fast.CONTENT_LAYER]).item()
 
     n = len(held_out)
     own = np.mean([content_distance(i, i) for i in range(n)])
     others = np.mean([content_distance(i, j) for i in range(n) for j in range(n) if i != j])
     assert own < 0.6 * others, (own, others)
+
+
+def test_fp16_training_scales_its_loss(tmp_path, data, tiny_vgg, monkeypatch):
+    """fp16 gradients underflow without loss scaling: every training command's update goes through the one
+    gradient scaler (``runtime.Amp``), whose state a resumed run continues."""
+    photos, styles = data
+    scaled = []
+    real_scale = torch.amp.GradScaler.scale
+    monkeypatch.setattr(torch.amp.GradScaler, "scale",
+                        lambda self, loss: scaled.append(self.is_enabled()) or real_scale(self, loss))
+    train_style(style_cfg(tmp_path, photos, styles[:1], tiny_vgg, name="half", steps=2, precision="fp16"))
+    assert scaled == [True, True]
+    state = load_state(tmp_path / "runs" / "half" / "latest.pt")
+    assert state["trainer"]["scaler"]["scale"] > 1  # a live scale, saved with the run

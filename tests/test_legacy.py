@@ -8,11 +8,12 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from cyclegan.checkpoint import load_any_generator, load_pth_generator, save_generator
+from cyclegan.checkpoint import save_network
 from cyclegan.data import load_image, to_tensor
 from cyclegan.errors import UserError
 from cyclegan.models import GeneratorSpec, build_discriminator, build_generator
 from cyclegan.models.legacy import infer_spec
+from cyclegan.networks import load_network
 from tests.conftest import shared_path
 
 
@@ -65,7 +66,7 @@ def test_resnet_pth_architecture_inferred_and_outputs_equal(tmp_path, spec):
     path = tmp_path / "latest_net_G_A.pth"
     torch.save(original_layout(net, spec), path)
 
-    loaded, inferred = load_pth_generator(path)
+    loaded, inferred = load_network(path)
     assert inferred == spec
     x = torch.rand(2, spec.in_channels, 36, 44) * 2 - 1
     torch.testing.assert_close(outputs(loaded, x), outputs(net, x), rtol=0, atol=1e-6)
@@ -81,7 +82,7 @@ def test_unet_pth_architecture_inferred_and_outputs_equal(tmp_path, spec):
     path = tmp_path / "latest_net_G.pth"
     torch.save(original_layout(net, spec), path)
 
-    loaded, inferred = load_pth_generator(path)
+    loaded, inferred = load_network(path)
     assert inferred == spec
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     torch.testing.assert_close(outputs(loaded, x), outputs(net, x), rtol=0, atol=1e-6)
@@ -93,7 +94,7 @@ def test_batchnorm_checkpoint_from_before_pytorch_0_4_loads(tmp_path):
     state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     assert infer_spec(state) == spec
     torch.save(state, tmp_path / "old.pth")
-    loaded, _ = load_pth_generator(tmp_path / "old.pth")
+    loaded, _ = load_network(tmp_path / "old.pth")
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(outputs(loaded, x), outputs(net, x), rtol=0, atol=1e-6)
 
@@ -102,7 +103,7 @@ def test_data_parallel_prefix_is_stripped(tmp_path):
     spec = GeneratorSpec(ngf=8, n_blocks=2)
     net = random_generator(spec)
     torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / "dp.pth")
-    loaded, inferred = load_pth_generator(tmp_path / "dp.pth")
+    loaded, inferred = load_network(tmp_path / "dp.pth")
     assert inferred == spec
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(outputs(loaded, x), outputs(net, x), rtol=0, atol=1e-6)
@@ -111,24 +112,24 @@ def test_data_parallel_prefix_is_stripped(tmp_path):
 def test_unusable_files_give_clear_errors(tmp_path):
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint at all")
     with pytest.raises(UserError, match="cannot be read"):
-        load_pth_generator(tmp_path / "garbage.pth")
+        load_network(tmp_path / "garbage.pth")
     torch.save(build_discriminator(ndf=8).state_dict(), tmp_path / "latest_net_D_A.pth")
     with pytest.raises(UserError, match="not a ResNet or U-Net generator"):
-        load_pth_generator(tmp_path / "latest_net_D_A.pth")
+        load_network(tmp_path / "latest_net_D_A.pth")
     state = random_generator(GeneratorSpec(ngf=8, n_blocks=2)).state_dict()
     del state["model.11.conv_block.5.weight"]
     torch.save(state, tmp_path / "damaged.pth")
     with pytest.raises(UserError, match=r"missing \['model.11.conv_block.5.weight'\]"):
-        load_pth_generator(tmp_path / "damaged.pth")
+        load_network(tmp_path / "damaged.pth")
     with pytest.raises(UserError, match="does not exist"):
-        load_pth_generator(tmp_path / "absent.pth")
+        load_network(tmp_path / "absent.pth")
 
 
 def test_reference_fixture_reproduced():
     """The original implementation's outputs for its own checkpoint, without being told ngf or blocks."""
     folder = shared_path("fixtures", "reference_generator")
     meta = json.loads((folder / "meta.json").read_text())
-    net, spec = load_pth_generator(folder / "latest_net_G.pth")
+    net, spec = load_network(folder / "latest_net_G.pth")
     assert (spec.arch, spec.ngf, spec.n_blocks) == ("resnet", meta["ngf"], meta["n_blocks"])
     assert spec.norm == meta["norm"]
     for i, name in enumerate(meta["outputs"]):
@@ -144,28 +145,28 @@ def test_reference_fixture_reproduced():
 
 def test_run_folder_picks_the_direction(tmp_path):
     spec_ab, spec_ba = GeneratorSpec(ngf=8, n_blocks=1), GeneratorSpec(ngf=4, n_blocks=2)
-    save_generator(tmp_path / "run" / "G_AB.safetensors", random_generator(spec_ab), spec_ab)
-    save_generator(tmp_path / "run" / "G_BA.safetensors", random_generator(spec_ba), spec_ba)
-    assert load_any_generator(tmp_path / "run", "AtoB")[1] == spec_ab
-    assert load_any_generator(tmp_path / "run", "BtoA")[1] == spec_ba
-    assert load_any_generator(tmp_path / "run" / "G_BA.safetensors")[1] == spec_ba
+    save_network(tmp_path / "run" / "G_AB.safetensors", random_generator(spec_ab), spec_ab)
+    save_network(tmp_path / "run" / "G_BA.safetensors", random_generator(spec_ba), spec_ba)
+    assert load_network(tmp_path / "run", "AtoB")[1] == spec_ab
+    assert load_network(tmp_path / "run", "BtoA")[1] == spec_ba
+    assert load_network(tmp_path / "run" / "G_BA.safetensors")[1] == spec_ba
     with pytest.raises(UserError, match="unknown direction"):
-        load_any_generator(tmp_path / "run", "sideways")
+        load_network(tmp_path / "run", "sideways")
     with pytest.raises(UserError, match="one way only"):
-        load_any_generator(tmp_path / "run" / "G_AB.safetensors", "BtoA")
+        load_network(tmp_path / "run" / "G_AB.safetensors", "BtoA")
     (tmp_path / "empty_run").mkdir()
     with pytest.raises(UserError, match="no G_AB.safetensors"):
-        load_any_generator(tmp_path / "empty_run")
+        load_network(tmp_path / "empty_run")
     with pytest.raises(UserError, match="does not exist"):
-        load_any_generator(tmp_path / "nowhere")
+        load_network(tmp_path / "nowhere")
 
 
 def test_original_release_run_folder(tmp_path):
     spec_a, spec_b = GeneratorSpec(ngf=8, n_blocks=1), GeneratorSpec(ngf=8, n_blocks=2)
     torch.save(original_layout(random_generator(spec_a), spec_a), tmp_path / "latest_net_G_A.pth")
     torch.save(original_layout(random_generator(spec_b), spec_b), tmp_path / "latest_net_G_B.pth")
-    assert load_any_generator(tmp_path, "AtoB")[1] == spec_a
-    assert load_any_generator(tmp_path, "BtoA")[1] == spec_b
+    assert load_network(tmp_path, "AtoB")[1] == spec_a
+    assert load_network(tmp_path, "BtoA")[1] == spec_b
 
 
 def test_safetensors_without_metadata_is_inferred(tmp_path):
@@ -173,7 +174,7 @@ def test_safetensors_without_metadata_is_inferred(tmp_path):
     net = random_generator(spec)
     tensors = {k: v.contiguous() for k, v in net.state_dict().items()}
     save_file(tensors, str(tmp_path / "converted.safetensors"))
-    loaded, inferred = load_any_generator(tmp_path / "converted.safetensors")
+    loaded, inferred = load_network(tmp_path / "converted.safetensors")
     assert inferred == spec
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(outputs(loaded, x), outputs(net, x), rtol=0, atol=1e-6)

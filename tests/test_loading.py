@@ -17,14 +17,17 @@ import torch
 from fileserver import FileServer
 from safetensors.torch import save_file
 
-from cyclegan import catalog, checkpoint, metrics, nst
-from cyclegan.checkpoint import SPEC_KEY, load_any_generator, load_generator, load_pth_generator, load_state
+from cyclegan import catalog, checkpoint, metrics
+from cyclegan.checkpoint import NETWORK_KEY, load_state
 from cyclegan.download import sha256_file
 from cyclegan.errors import UserError
 from cyclegan.models import GeneratorSpec, build_generator
+from cyclegan.networks import load_network
+from cyclegan.style import vgg
 from tests.conftest import REPO
 
 SMALL = GeneratorSpec(ngf=4, n_blocks=1)
+OLD_KEY = "cyclegan.generator"  # what earlier releases wrote; their files keep loading
 
 
 def small_state() -> dict[str, torch.Tensor]:
@@ -32,8 +35,8 @@ def small_state() -> dict[str, torch.Tensor]:
     return build_generator(SMALL, init_type="normal").state_dict()
 
 
-def export(path: Path, state: dict[str, torch.Tensor], spec_json: str) -> Path:
-    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={SPEC_KEY: spec_json})
+def export(path: Path, state: dict[str, torch.Tensor], spec_json: str, key: str = OLD_KEY) -> Path:
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={key: spec_json})
     return path
 
 
@@ -102,9 +105,14 @@ def spec_json(**changes) -> str:
 ])
 def test_bad_export_metadata_is_a_one_line_error(tmp_path, meta, message):
     path = export(tmp_path / "G.safetensors", small_state(), meta)
-    for load in (load_generator, load_any_generator):
+    with pytest.raises(UserError, match=message) as error:
+        load_network(path)
+    one_line(error, path)
+    if meta.startswith("{\""):  # the same spec under today's key, with its kind
+        path = export(tmp_path / "N.safetensors", small_state(), json.dumps({"kind": "generator", **json.loads(meta)}),
+                      NETWORK_KEY)
         with pytest.raises(UserError, match=message) as error:
-            load(path)
+            load_network(path)
         one_line(error, path)
 
 
@@ -117,7 +125,7 @@ def test_export_with_extra_or_missing_tensors(tmp_path, change):
         del state["model.1.bias"]
     path = export(tmp_path / "G.safetensors", state, spec_json())
     with pytest.raises(UserError, match="unexpected" if change == "extra" else "missing") as error:
-        load_generator(path)
+        load_network(path)
     one_line(error, path)
 
 
@@ -128,9 +136,9 @@ def test_metadata_bomb_is_refused_before_building(tmp_path, monkeypatch):
     def no_build(*args, **kwargs):
         raise AssertionError("a network was built for an implausible spec")
 
-    monkeypatch.setattr(checkpoint, "build_generator", no_build)
+    monkeypatch.setattr("cyclegan.models.generator.build_generator", no_build)
     with pytest.raises(UserError, match="ngf=1000000") as error:
-        load_generator(path)
+        load_network(path)
     one_line(error, path)
 
 
@@ -183,8 +191,8 @@ def test_stride_zero_bomb_under_a_memory_limit(tmp_path, loader):
     torch.save(state, path)
     assert path.stat().st_size < 200_000  # a few bytes of data claiming 58 GB
     body = {
-        "pth": "from cyclegan.checkpoint import load_pth_generator; load_pth_generator(path)",
-        "vgg": "from cyclegan.nst import load_vgg19; load_vgg19(path, ['conv1_1'])",
+        "pth": "from cyclegan.networks import load_network; load_network(path)",
+        "vgg": "from cyclegan.style.vgg import load_vgg19; load_vgg19(path, ['conv1_1'])",
         "resume": "from cyclegan.checkpoint import load_state; s = load_state(path)\n"
                   "torch.nn.Module.load_state_dict  # what training would do next\n"
                   "[t.clone() for t in s['trainer']['G_AB'].values()]",
@@ -195,7 +203,7 @@ def test_stride_zero_bomb_under_a_memory_limit(tmp_path, loader):
 def test_metadata_that_fits_bounds_but_not_tensors_under_a_memory_limit(tmp_path):
     """ngf=1024 and 64 blocks is within bounds (~50 GB of weights) but not what the file holds."""
     path = export(tmp_path / "G.safetensors", small_state(), spec_json(ngf=1024, n_blocks=64))
-    body = "from cyclegan.checkpoint import load_generator; load_generator(path)"
+    body = "from cyclegan.networks import load_network; load_network(path)"
     assert_refused(run_with_memory_limit(body, path), path)
 
 
@@ -203,9 +211,9 @@ def test_real_tensors_of_an_implausible_size_are_refused(tmp_path, monkeypatch):
     state = dict(small_state())
     state["model.1.weight"] = torch.zeros(2000, 3, 7, 7)  # a real 1 MB stem: ngf=2000
     torch.save(state, tmp_path / "wide.pth")
-    monkeypatch.setattr("cyclegan.models.legacy.build_generator", lambda *a, **k: pytest.fail("built"))
+    monkeypatch.setattr("cyclegan.models.generator.build_generator", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(UserError, match="implausible generator: ngf=2000") as error:
-        load_pth_generator(tmp_path / "wide.pth")
+        load_network(tmp_path / "wide.pth")
     one_line(error, tmp_path / "wide.pth")
 
 
@@ -213,7 +221,7 @@ def test_many_views_of_one_storage_are_refused(tmp_path):
     base = torch.zeros(100_000)
     torch.save({f"features.{i}.weight": base[: 90_000 + i] for i in range(50)}, tmp_path / "views.pth")
     with pytest.raises(UserError, match="views sharing storage") as error:
-        nst.load_vgg19(tmp_path / "views.pth", ["conv1_1"])
+        vgg.load_vgg19(tmp_path / "views.pth", ["conv1_1"])
     one_line(error, tmp_path / "views.pth")
 
 
@@ -222,7 +230,7 @@ def test_overlapping_view_is_refused(tmp_path):
     state["model.1.weight"] = torch.zeros(4 * 3 * 7 * 7).as_strided((4, 3, 7, 7), (1, 1, 1, 1))
     torch.save(state, tmp_path / "overlap.pth")
     with pytest.raises(UserError, match="overlap"):
-        load_pth_generator(tmp_path / "overlap.pth")
+        load_network(tmp_path / "overlap.pth")
 
 
 def test_zip_that_unpacks_to_more_than_the_file_is_refused(tmp_path):
@@ -233,7 +241,7 @@ def test_zip_that_unpacks_to_more_than_the_file_is_refused(tmp_path):
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info) + (b"\0" * 1_000_000 if "/data/" in info.filename else b""))
     with pytest.raises(UserError, match="unpacks to"):
-        load_pth_generator(packed)
+        load_network(packed)
 
 
 def test_huge_file_is_refused_before_reading(tmp_path, monkeypatch):
@@ -242,7 +250,7 @@ def test_huge_file_is_refused_before_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "MAX_FILE_BYTES", path.stat().st_size - 1)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("read"))
     with pytest.raises(UserError, match="too big"):
-        load_pth_generator(path)
+        load_network(path)
 
 
 # -- downloads: one helper, torch-free --------------------------------------------------------------------

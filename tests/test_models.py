@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cyclegan.models import GeneratorSpec, build_discriminator, build_generator, size_multiple
+from cyclegan.models import GeneratorSpec, build_discriminator, build_generator
 
 
 def n_params(net):
@@ -18,7 +18,7 @@ def test_paper_parameter_counts():
                                        ("unet_256", 256)])
 def test_generator_keeps_shape_and_range(name, size):
     spec = GeneratorSpec.from_name(name, ngf=4)
-    assert size % size_multiple(spec) == 0
+    assert size % spec.multiple == 0
     y = build_generator(spec)(torch.randn(2, 3, size, size))
     assert y.shape == (2, 3, size, size)
     assert y.abs().max() <= 1.0  # tanh output

@@ -12,15 +12,15 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from cyclegan import nst
 from cyclegan.cli import app
 from cyclegan.config import StylizeConfig, validate
 from cyclegan.errors import UserError
+from cyclegan.style import gatys, images, vgg
 from cyclegan.style import histogram as H
 from cyclegan.style import masks as M
 from cyclegan.style import photoreal as P
 from tests.conftest import shared_path, write_image
-from tests.test_nst import random_vgg_file, smooth_image, tiny_extractor
+from tests.test_gatys import random_vgg_file, smooth_image, tiny_extractor
 
 runner = CliRunner()
 YOSEMITE = ("datasets", "summer2winter_yosemite_mini")
@@ -185,10 +185,11 @@ def test_scratch_buffers_give_the_same_remap_and_loss_as_fresh_ones():
         total.backward()
         for name, f in feats.items():
             plain = f.detach().clone().requires_grad_(True)
-            expected = H.histogram_loss(plain, loss.targets[name])
+            expected = H.histogram_loss(plain, loss.targets[name]) / loss.units[name]  # relative (vgg.py)
             expected.backward()
             assert torch.equal(f.grad, plain.grad)
-        assert torch.allclose(total, sum(H.histogram_loss(f.detach(), loss.targets[k]) for k, f in feats.items()))
+        assert torch.allclose(total, sum(H.histogram_loss(f.detach(), loss.targets[k]) / loss.units[k]
+                                         for k, f in feats.items()))
 
 
 def test_remap_moves_a_channel_onto_the_style_histogram_within_its_range():
@@ -257,15 +258,15 @@ def test_a_photo_is_not_taken_for_a_mask(tmp_path):
 
 def test_masked_gram_of_a_full_mask_is_the_gram_matrix():
     feats = torch.rand(1, 4, 6, 6)
-    assert torch.allclose(M.masked_gram(feats, torch.ones(6, 6)), nst.gram_matrix(feats)[0])
+    assert torch.allclose(M.masked_gram(feats, torch.ones(6, 6)), vgg.gram_matrix(feats)[0])
     half = torch.zeros(6, 6)
     half[:, :3] = 1
-    assert torch.allclose(M.masked_gram(feats, half), nst.gram_matrix(feats[..., :3])[0])  # not shrunk by area
+    assert torch.allclose(M.masked_gram(feats, half), vgg.gram_matrix(feats[..., :3])[0])  # not shrunk by area
 
 
 def test_masks_style_each_half_toward_its_own_region(tmp_path):
     size = 64
-    vgg = shared_path("weights", "vgg19_features.pth")  # a random VGG carries no colour: the real one
+    weights = shared_path("weights", "vgg19_features.pth")  # a random VGG carries no colour: the real one
     photo = Image.open(shared_path(*YOSEMITE, "testA", "inputA_0_60.jpg")).convert("RGB").resize((size, size))
     # the reference: the same photo tinted red on the left, blue on the right
     arr = np.asarray(photo).astype(np.float32) / 255
@@ -280,9 +281,10 @@ def test_masks_style_each_half_toward_its_own_region(tmp_path):
     style_mask = halves_mask(tmp_path / "sm.png", (size, size), left=(255, 0, 0), right=(0, 0, 255))
     content_mask = halves_mask(tmp_path / "cm.png", (size, size), left=(0, 0, 255), right=(255, 0, 0))
     cfg = StylizeConfig(content=str(content), styles=[str(style)], output=str(tmp_path / "out.png"), size=size,
-                        steps=40, vgg_weights=str(vgg), device="cpu", content_mask=str(content_mask),
-                        style_mask=str(style_mask), style_layers=["conv1_1", "conv2_1", "conv3_1"])
-    image, _, _ = nst.Stylizer(cfg, torch.device("cpu"))(photo)
+                        steps=40, vgg_weights=str(weights), device="cpu", content_mask=str(content_mask),
+                        style_mask=str(style_mask), style_layers=["conv1_1", "conv2_1", "conv3_1"],
+                        style_weight=10.0)  # the colours of the regions, no more of the photo than needed
+    image, _, _ = gatys.Stylizer(cfg, torch.device("cpu"))(photo)
     out = np.asarray(image).astype(np.float32)
     left, right = out[:, : size // 2].mean((0, 1)), out[:, size // 2:].mean((0, 1))
     assert left[2] - left[0] > 20  # bluer than red: its region's colour
@@ -295,7 +297,7 @@ def test_masks_style_each_half_toward_its_own_region(tmp_path):
 def gradient_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM (global, one window) of the luminance gradient magnitudes of two RGB images."""
     def grad(img):
-        y = img.astype(np.float64) @ np.array(nst.LUMA)
+        y = img.astype(np.float64) @ np.array(images.LUMA)
         gy, gx = np.gradient(y)
         return np.hypot(gx, gy)
 
@@ -308,14 +310,14 @@ def gradient_ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_photoreal_keeps_the_content_edges_and_takes_the_reference_colours(tmp_path):
-    vgg = shared_path("weights", "vgg19_features.pth")
+    weights = shared_path("weights", "vgg19_features.pth")
     content = Image.open(shared_path(*YOSEMITE, "testA", "inputA_0_60.jpg")).convert("RGB").resize((128, 128))
     ref = shared_path(*YOSEMITE, "testB", "inputB_0_60.jpg")  # a dusk-lit winter cliff
     outs = {}
     for photoreal in (False, True):
-        cfg = StylizeConfig(content="", styles=[str(ref)], output="", size=128, steps=60, vgg_weights=str(vgg),
+        cfg = StylizeConfig(content="", styles=[str(ref)], output="", size=128, steps=60, vgg_weights=str(weights),
                             device="cpu", photoreal=photoreal)
-        outs[photoreal] = np.asarray(nst.Stylizer(cfg, torch.device("cpu"))(content)[0])
+        outs[photoreal] = np.asarray(gatys.Stylizer(cfg, torch.device("cpu"))(content)[0])
     c = np.asarray(content)
     assert gradient_ssim(outs[True], c) > gradient_ssim(outs[False], c) + 0.1
     # colours: each channel's share of the mean colour (chromaticity, free of the brightness)
@@ -327,23 +329,20 @@ def test_photoreal_keeps_the_content_edges_and_takes_the_reference_colours(tmp_p
     assert np.abs(shares(outs[True]) - reference).sum() < 0.85 * np.abs(shares(c) - reference).sum()
 
 
-def test_photoreal_adds_the_regulariser_and_the_papers_weights(tmp_path):
+def test_photoreal_adds_the_regulariser(tmp_path):
     torch.manual_seed(0)
     style = write_image(tmp_path / "style.png", size=(32, 32), seed=1)
     cfg = StylizeConfig(content="", styles=[str(style)], output="", size=32, steps=3, device="cpu", photoreal=True,
-                        histogram_weight=1.0)
-    stylizer = nst.Stylizer(cfg, torch.device("cpu"), features=tiny_extractor().net)
-    assert (stylizer.content_weight, stylizer.style_weight) == (5.0, 100.0)
+                        histogram_weight=1.0, photoreal_weight=1e4)
+    stylizer = gatys.Stylizer(cfg, torch.device("cpu"), features=tiny_extractor().net)
     seen = []
     content = Image.open(write_image(tmp_path / "c.png", seed=2))
     image, start, end = stylizer(content, seen.append)
     assert len(seen) == 3 and {"photoreal", "histogram"} <= set(start)
     # it starts from the content, which is locally affine in itself: a small term next to noise's
-    regularizer = P.PhotorealismLoss(nst.image_tensor(content), 1e4)
-    assert start["photoreal"] == pytest.approx(float(regularizer(nst.image_tensor(content))), rel=1e-4)
+    regularizer = P.PhotorealismLoss(images.to_tensor(content), 1e4)
+    assert start["photoreal"] == pytest.approx(float(regularizer(images.to_tensor(content))), rel=1e-4)
     assert start["photoreal"] < 1e-3 * float(regularizer(torch.rand(1, 3, 32, 32)))
-    given = StylizeConfig(**{**cfg.__dict__, "style_weight": 1e3})
-    assert nst.Stylizer(given, torch.device("cpu"), features=tiny_extractor().net).style_weight == 1e3
 
 
 # --- options and automatic masks -----------------------------------------------------------------------
@@ -363,14 +362,14 @@ def test_bad_guided_options_are_refused_before_any_work(changes, message):
 
 
 def test_stylize_command_takes_masks(tmp_path):
-    vgg = random_vgg_file(tmp_path / "vgg.pth", 30)
+    weights = random_vgg_file(tmp_path / "vgg.pth", 30)
     content = write_image(tmp_path / "content.png", size=(32, 32), seed=1)
     style = write_image(tmp_path / "style.png", size=(32, 32), seed=2)
     cm = halves_mask(tmp_path / "cm.png", (16, 16))  # another size than the content: resized
     sm = halves_mask(tmp_path / "sm.png", (32, 32))
     out = tmp_path / "out.png"
     result = runner.invoke(app, ["stylize", str(content), str(style), str(out), "--size", "32", "--steps", "2",
-                                 "--vgg-weights", str(vgg), "--device", "cpu", "--content-mask", str(cm),
+                                 "--vgg-weights", str(weights), "--device", "cpu", "--content-mask", str(cm),
                                  "--style-mask", str(sm), "--histogram-weight", "1", "--photoreal"])
     assert result.exit_code == 0, result.output
     assert Image.open(out).size == (32, 32)
@@ -403,7 +402,7 @@ def test_auto_masks_label_regions_with_a_deeplabv3_file(tmp_path, monkeypatch):
     monkeypatch.setattr(M, "load_segmenter", lambda weights, device="cpu": Halves())
     style = write_image(tmp_path / "style.png", size=(32, 32), seed=2)
     cfg = StylizeConfig(content="", styles=[str(style)], output="", size=32, steps=2, device="cpu", auto_masks=True)
-    stylizer = nst.Stylizer(cfg, torch.device("cpu"), features=tiny_extractor().net)
+    stylizer = gatys.Stylizer(cfg, torch.device("cpu"), features=tiny_extractor().net)
     assert sorted(stylizer.style_mask[1]) == [(0, 0, 0), (255, 0, 0)]
     image, start, _ = stylizer(Image.open(write_image(tmp_path / "c.png", seed=3)))
     assert image.size == (32, 32) and start["style"] > 0

@@ -21,6 +21,7 @@ from cyclegan import checkpoint
 from cyclegan.checkpoint import load_state
 from cyclegan.cli import app
 from cyclegan.config import TrainConfig
+from cyclegan.distributed import World
 from cyclegan.errors import UserError
 from cyclegan.files import DiskError
 from cyclegan.run import RunFolder, StepRun, check_run_folder
@@ -255,6 +256,7 @@ class CountingRun(StepRun):
         self.folder = RunFolder(tmp_path / "count", resume=False)
         self.loader, self.tracker = list(range(100)), Tracker(tmp_path, "disabled", "p", "count", {})
         self.step, self.total_steps, self.stop_at, self.saved_step, self.in_step = 0, stop_at, stop_at, None, False
+        self.batch_in_epoch, self.steps_per_epoch, self.world = 0, 1000, World()
         self.fail_at, self.fail_in_step, self.error = fail_at, fail_in_step, error
         self.calls: list[tuple[str, int]] = []
 
@@ -300,7 +302,7 @@ def test_data_workers_are_capped_at_the_cpus_this_process_may_use(monkeypatch):
     the default --workers 4 on a 2-CPU machine starts 2."""
     import warnings
 
-    from cyclegan.run import data_loader
+    from cyclegan.data import data_loader
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     loader = data_loader(list(range(8)), [[0, 1], [2, 3]], 4, list, pin_memory=False)

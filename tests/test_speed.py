@@ -52,7 +52,7 @@ def test_precision_trains_with_finite_losses(precision):
     # autocast really ran in the lower precision, and fp16 alone scales its losses
     expected = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     assert trainer.last_images[1].dtype == expected
-    assert trainer.scaler.is_enabled() == (precision == "fp16")
+    assert trainer.amp.scaler.is_enabled() == (precision == "fp16")
     after = trainer.nets.G_AB.state_dict()
     assert all(torch.isfinite(v).all() for v in after.values())
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the generator did learn

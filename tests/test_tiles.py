@@ -93,7 +93,7 @@ def test_batches_keep_each_image_statistics():
 
 def test_halo_covers_the_receptive_field():
     # stem 3 + downsamplings 1 + 2 + blocks 9 × 2 × 4 + upsamplings 4 + 2 + last conv 3 = 87 → 88
-    assert halo(build_generator(GeneratorSpec(), init_type=None)) == 88
+    assert halo(build_generator(GeneratorSpec(), init_type=None)) == (88, 4)
 
 
 class RunsOutOfMemory(ResnetGenerator):

@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from cyclegan.checkpoint import load_generator, load_state
+from cyclegan.checkpoint import load_state
 from cyclegan.cli import app
+from cyclegan.networks import load_network
 from cyclegan.train import ImagePool, lr_factor
 from tests.conftest import REPO, make_folder, shared_path, write_image
 
@@ -61,7 +62,7 @@ def test_image_pool():
     # the pool's randomness is part of its state
     state = pool.state_dict()
     a = pool.query(torch.full((20, 1, 1, 1), 5.0))
-    pool.load_state_dict(state, torch.device("cpu"))
+    pool.load_state_dict(state)
     assert torch.equal(pool.query(torch.full((20, 1, 1, 1), 5.0)), a)
 
 
@@ -76,7 +77,7 @@ def test_smoke_run_writes_a_complete_run_folder(image_dirs, tmp_path):
     assert config["files"]["n_a"] == 4 and "torch" in config["versions"]
     state = load_state(run / "latest.pt")
     assert state["step"] == 5 and state["epoch"] == 1 and state["batch_in_epoch"] == 1
-    net, spec = load_generator(run / "G_AB.safetensors")
+    net, spec = load_network(run / "G_AB.safetensors")
     assert spec.ngf == 8 and spec.n_blocks == 6
     assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     assert (run / "G_BA.safetensors").is_file()

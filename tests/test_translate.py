@@ -11,12 +11,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cyclegan import translate
-from cyclegan.checkpoint import load_generator, save_generator
+from cyclegan.checkpoint import save_network
 from cyclegan.cli import app
 from cyclegan.config import TranslateConfig
 from cyclegan.data import load_image, to_image, to_tensor
 from cyclegan.errors import UserError
 from cyclegan.models import GeneratorSpec, build_generator
+from cyclegan.networks import load_network
 from cyclegan.translate import Translator, load_translator, pad_to_multiple, size_batches, translate_folder
 from tests.conftest import make_folder, shared_path, write_image
 
@@ -156,8 +157,8 @@ def test_grayscale_palette_and_rgba_inputs(tmp_path, pth):
 def test_run_folder_translates_both_directions(tmp_path):
     run = tmp_path / "checkpoints" / "photo2monet"
     g_ab, g_ba = tiny_generator(1), tiny_generator(2, GeneratorSpec(ngf=8, n_blocks=2))
-    save_generator(run / "G_AB.safetensors", g_ab, SPEC)
-    save_generator(run / "G_BA.safetensors", g_ba, GeneratorSpec(ngf=8, n_blocks=2))
+    save_network(run / "G_AB.safetensors", g_ab, SPEC)
+    save_network(run / "G_BA.safetensors", g_ba, GeneratorSpec(ngf=8, n_blocks=2))
     src = make_folder(tmp_path / "in", 2, size=(32, 32))
     translate_cli(run, src, tmp_path / "ab")
     translate_cli(run, src, tmp_path / "ba", "--direction", "BtoA")
@@ -182,7 +183,7 @@ def test_smoke_training_run_translates_both_directions(image_dirs, tmp_path):
     translate_cli(run, src, tmp_path / "ba", "--direction", "BtoA")
     for name, size in [("wide.png", (48, 40)), ("odd.jpg", (37, 29))]:
         assert Image.open(tmp_path / "ab" / name).size == size == Image.open(tmp_path / "ba" / name).size
-    g_ab, g_ba = load_generator(run / "G_AB.safetensors")[0], load_generator(run / "G_BA.safetensors")[0]
+    g_ab, g_ba = load_network(run / "G_AB.safetensors")[0], load_network(run / "G_BA.safetensors")[0]
     assert np.abs(pixels(tmp_path / "ab" / "wide.png") - direct(g_ab, src / "wide.png")).max() <= 1
     assert np.abs(pixels(tmp_path / "ba" / "wide.png") - direct(g_ba, src / "wide.png")).max() <= 1
 
@@ -233,23 +234,24 @@ def test_bf16_autocast_close_to_fp32(tmp_path, pth):
     assert diff.mean() < 3
 
 
-def test_out_of_memory_falls_back_to_smaller_batches_then_cpu(tmp_path, caplog):
-    """A forward pass that runs out of memory for batches of more than one image, and for any image
-    larger than 32×32 even alone: the batch is split, and the large image goes to the CPU."""
+def test_out_of_memory_falls_back_to_smaller_batches_then_cpu(tmp_path, caplog, monkeypatch):
+    """A forward pass that runs out of memory on the device for batches of more than one image, and for any
+    image larger than 32×32 even alone: the batch is split, and the large image goes to the CPU (a copy of
+    the network there, which has the memory)."""
     src = make_folder(tmp_path / "in", 4, size=(32, 32))
     write_image(src / "large.png", size=(48, 48), seed=9)
     net = tiny_generator()
     translator = Translator(net, SPEC, torch.device("cpu"))
-    real_forward = net.forward
+    real_forward = type(net).forward
     calls = []
 
-    def forward(x):
+    def forward(self, x):
         calls.append(tuple(x.shape))
-        if x.shape[0] > 1 or x.shape[-1] * x.shape[-2] > 32 * 32:
+        if self is net and (x.shape[0] > 1 or x.shape[-1] * x.shape[-2] > 32 * 32):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_forward(x)
+        return real_forward(self, x)
 
-    net.forward = forward
+    monkeypatch.setattr(type(net), "forward", forward)
     cfg = TranslateConfig(input=str(src), output=str(tmp_path / "out"), batch_size=4, workers=0,
                           progress=False)
     with caplog.at_level(logging.WARNING):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -26,7 +27,14 @@ SPEC_BOUNDS = {"ngf": (1, 1024), "n_blocks": (0, 64), "num_downs": (5, 12),
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """Everything needed to rebuild a generator; stored beside its weights."""
+    """Everything needed to rebuild a generator; stored beside its weights.
+
+    Like every network spec (``networks.py``), it says what the network takes (``value_range``, sides a
+    multiple of ``multiple`` and at least ``min_side``) and builds the network.
+    """
+
+    kind: ClassVar[str] = "generator"
+    value_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
 
     arch: str = "resnet"  # "resnet" | "unet"
     ngf: int = 64
@@ -47,6 +55,35 @@ class GeneratorSpec:
         if name == "unet_128":
             return cls(arch="unet", num_downs=7, **kwargs)
         raise ValueError(f"unknown generator {name!r}; choose one of {', '.join(GENERATOR_NAMES)}")
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be multiples of this: the total downsampling."""
+        return 4 if self.arch == "resnet" else 2**self.num_downs
+
+    @property
+    def min_side(self) -> int:
+        """The ResNet's instance norms need more than one pixel after its two 2× downsamplings."""
+        return 2 * self.multiple if self.arch == "resnet" else self.multiple
+
+    @property
+    def width(self) -> int:
+        """Channels at full resolution (what a pass's memory grows with)."""
+        return self.ngf
+
+    @property
+    def exact_tiles(self) -> bool:
+        """Tiles with whole-image statistics are exact for ResNets; a U-Net sees the whole image."""
+        return self.arch == "resnet"
+
+    def build(self) -> nn.Module:
+        return build_generator(self, init_type=None)
+
+    def describe(self) -> str:
+        """``resnet_9blocks generator (ngf=64, norm=instance)`` and the like, for messages."""
+        name = f"resnet_{self.n_blocks}blocks" if self.arch == "resnet" else f"unet ({self.num_downs} levels)"
+        extra = ", dropout" if self.dropout else ""
+        return f"{name} generator (ngf={self.ngf}, norm={self.norm}{extra})"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -183,8 +220,3 @@ def build_generator(spec: GeneratorSpec, init_type: str | None = "normal", init_
     else:
         raise ValueError(f"unknown generator architecture {spec.arch!r}")
     return init_weights(net, init_type, init_gain) if init_type else net
-
-
-def size_multiple(spec: GeneratorSpec) -> int:
-    """Input sides must be multiples of this for the output to match the input size."""
-    return 4 if spec.arch == "resnet" else 2**spec.num_downs

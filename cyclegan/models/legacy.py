@@ -10,7 +10,7 @@ its convolutions a bias), and ``none`` has neither norm parameters nor convoluti
 
 Checkpoints written with PyTorch 0.3 carry ``running_mean``/``running_var`` buffers for instance norm
 layers that never used them (0.4 added ``num_batches_tracked``); they are dropped, as the release itself
-does when it loads them. Reading the file is ``checkpoint.load_pth_generator``'s job.
+does when it loads them. Reading the file is ``networks.load_network``'s job.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .generator import GeneratorSpec, build_generator
+from .generator import GeneratorSpec
 
 STALE_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DDP and torch.compile wrappers
@@ -116,35 +116,8 @@ def reconcile(state: dict[str, torch.Tensor], net: nn.Module, spec: GeneratorSpe
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise UserError(
-            f"the weights do not fit the inferred generator {describe(spec)}: "
+            f"the weights do not fit the inferred {spec.describe()}: "
             f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
             f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
         )
     return state
-
-
-def generator_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[nn.Module, GeneratorSpec]:
-    """Build and load the generator an original-release state dict describes: ``(net, spec)``.
-
-    Names and shapes are checked against a network built on the ``meta`` device (no memory) first, so
-    a forged file is refused before the real network is allocated.
-    """
-    spec = infer_plausible_spec(state)
-    with torch.device("meta"):
-        blueprint = build_generator(spec, init_type=None)
-    state = reconcile(state, blueprint, spec)
-    expected = blueprint.state_dict()
-    wrong = [f"{k} {list(v.shape)} (expected {list(expected[k].shape)})" for k, v in state.items()
-             if v.shape != expected[k].shape]
-    if wrong:
-        raise UserError(f"the weights do not fit the inferred generator {describe(spec)}: {', '.join(wrong[:3])}")
-    net = build_generator(spec, init_type=None)
-    net.load_state_dict(state)
-    return net, spec
-
-
-def describe(spec: GeneratorSpec) -> str:
-    """``resnet_9blocks (ngf=64, norm=instance)`` and the like, for messages."""
-    name = f"resnet_{spec.n_blocks}blocks" if spec.arch == "resnet" else f"unet ({spec.num_downs} levels)"
-    extra = ", dropout" if spec.dropout else ""
-    return f"{name} (ngf={spec.ngf}, norm={spec.norm}{extra})"

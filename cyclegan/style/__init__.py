@@ -1,6 +1,6 @@
-"""Feed-forward style transfer: networks that paint a photo in one pass.
-
-``fast``: the transformer network of Johnson et al. (2016), one per style, and with conditional instance
-norm (Dumoulin et al. 2017) many styles in one network. ``adain``: any style in one pass with adaptive
-instance normalisation (Huang & Belongie 2017). The optimisation baseline of Gatys et al. is ``nst``.
+"""The style-transfer family, on the shared core: one loss network (``vgg``), one image helper (``images``),
+the optimisation of Gatys et al. (``gatys``, with ``photoreal``, ``masks`` and ``histogram`` as its extra
+loss terms), post-steps on any image (``post``), and two feed-forward networks that run through the
+translate pipeline like every network: ``fast`` (Johnson et al., with conditional instance norm for many
+styles) and ``adain`` (Huang & Belongie, any style in one pass).
 """

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .vgg import mean_square
+
 BINS = 256
 FINE = 16  # cells per bin at which the remap is evaluated exactly (linear in between)
 
@@ -190,7 +192,8 @@ def histogram_loss(features: torch.Tensor, style: Histogram, scratch: Scratch | 
 
 
 class HistogramLoss(nn.Module):
-    """Σ over style layers of :func:`histogram_loss` against the style images' features.
+    """Σ over style layers of :func:`histogram_loss` against the style images' features, each layer's in
+    units of the style features' mean square there: relative, as every VGG term of the toolkit (``vgg.py``).
 
     ``styles`` holds each style image's features (layer → ``[1, C, h, w]``) and ``blend`` their weights:
     several styles give the mixture of their histograms, each in proportion to its weight. The style
@@ -202,7 +205,11 @@ class HistogramLoss(nn.Module):
         self.targets = {
             name: style_histogram([channels(feats[name]) for feats in styles], blend, bins) for name in styles[0]
         }
+        total = sum(blend)
+        self.units = {name: sum(w / total * mean_square(feats[name]) for feats, w in zip(styles, blend, strict=True))
+                      for name in styles[0]}
         self.scratch = Scratch()
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(histogram_loss(feats[name], target, self.scratch) for name, target in self.targets.items())
+        return sum(histogram_loss(feats[name], target, self.scratch) / self.units[name]
+                   for name, target in self.targets.items())

@@ -22,9 +22,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from torchvision.models.segmentation import DeepLabV3_MobileNet_V3_Large_Weights, deeplabv3_mobilenet_v3_large
 from torchvision.transforms.functional import pil_to_tensor
 
+from ..checkpoint import read_state_dict
+from ..download import cached_download
 from ..errors import UserError
+from .images import read_image, to_tensor
+from .vgg import IMAGENET_MEAN, IMAGENET_STD, mean_square
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +57,9 @@ def _hex(color: tuple[int, int, int]) -> str:
 
 def load_mask(path: str | Path, size: tuple[int, int] | None, what: str) -> tuple[torch.Tensor, list]:
     """Read a mask file and resize it (nearest, so colours stay exact) to ``size`` = (width, height)."""
-    if not Path(path).is_file():
-        raise UserError(f"{what} {str(path)!r} does not exist")
-    try:
-        mask = Image.open(path)
-        mask.load()
-    except Exception as e:
-        raise UserError(f"{what} {str(path)!r} is unreadable ({e})") from None
+    mask = read_image(path, what)
     if size is not None and mask.size != size:
-        mask = mask.convert("RGB").resize(size, Image.Resampling.NEAREST)
+        mask = mask.resize(size, Image.Resampling.NEAREST)
     return mask_colors(mask, what)
 
 
@@ -104,7 +103,9 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class SemanticStyleLoss(nn.Module):
     """Σ_layers Σ_regions area_r · ‖Gram_r(output) − Gram_r(style)‖² (mean squared), area_r the region's
-    share of the content at that layer, as in Luan et al.'s StyleLossWithSeg."""
+    share of the content at that layer, as in Luan et al.'s StyleLossWithSeg. Each layer's term is in
+    units of the mean square of the style's whole-image Gram matrix there: relative, as every VGG term of
+    the toolkit (``vgg.py``)."""
 
     def __init__(self, style_features: dict[str, torch.Tensor], content_masks: torch.Tensor,
                  style_masks: torch.Tensor, sizes: dict[str, tuple[int, int]]):
@@ -116,7 +117,7 @@ class SemanticStyleLoss(nn.Module):
             _, c, h, w = feats.shape
             whole = masked_gram(feats, torch.ones(h, w, device=feats.device))
             self.masks[name] = masks
-            self.areas[name] = masks.mean((1, 2))
+            self.areas[name] = masks.mean((1, 2)) / mean_square(whole)
             # A region absent from the style (or too small to survive the resizing to this layer)
             # follows the whole style image.
             self.targets[name] = [masked_gram(feats, m) if m.sum() > 0 else whole for m in s_masks]
@@ -158,30 +159,27 @@ def coarse_lookup() -> torch.Tensor:
 
 
 def seg_weights_url() -> str:
-    from torchvision.models.segmentation import DeepLabV3_MobileNet_V3_Large_Weights
-
     return DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1.url
 
 
 def load_segmenter(weights: str | Path | None, device: torch.device | str = "cpu") -> nn.Module:
     """torchvision's DeepLabV3 (MobileNetV3-Large) with VOC labels, frozen; weights downloaded once when None."""
-    from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
-
-    from ..checkpoint import read_state_dict
-
     if weights is None:
-        from ..download import cached_download
-
         url = seg_weights_url()
         path = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
         weights = cached_download(path, url, what="torchvision's DeepLabV3 weights (44 MB)", record=False,
                                   offline=f"pass --seg-weights PATH: the file {path.name} from a machine that has it")
     state = read_state_dict(weights, "--seg-weights")
     net = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
-    try:
-        net.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        raise UserError(f"--seg-weights: not DeepLabV3 MobileNetV3-Large weights ({str(e).splitlines()[-1]})") from None
+    want = net.state_dict()
+    missing = [k for k in want if k not in state]
+    wrong = [k for k in want if k in state and state[k].shape != want[k].shape]
+    if missing or wrong or len(state) != len(want):
+        why = (f"it lacks {', '.join(missing[:3])}" if missing else f"{wrong[0]} is {list(state[wrong[0]].shape)}"
+               if wrong else f"it holds {len(state) - len(want)} tensors the network does not have")
+        raise UserError(f"--seg-weights {str(weights)!r} is not torchvision's DeepLabV3 MobileNetV3-Large (VOC "
+                        f"labels) file: {why}")
+    net.load_state_dict(state)
     return net.to(device).eval().requires_grad_(False)
 
 
@@ -189,9 +187,9 @@ def load_segmenter(weights: str | Path | None, device: torch.device | str = "cpu
 def auto_mask(segmenter: nn.Module, image: Image.Image) -> tuple[torch.Tensor, list]:
     """A colour-coded mask of ``image`` (its own size): DeepLabV3's classes merged into COARSE regions."""
     device = next(segmenter.parameters()).device
-    x = pil_to_tensor(image.convert("RGB")).float().div(255)[None].to(device)
-    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+    x = to_tensor(image, device)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     out = segmenter((x - mean) / std)
     logits = out["out"] if isinstance(out, dict) else out
     classes = logits.argmax(1)[0].cpu()

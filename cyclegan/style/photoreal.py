@@ -15,14 +15,9 @@ so memory and time grow linearly with the pixels.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torchvision.transforms.functional import to_pil_image
-
-from ..errors import UserError
 
 EPS = 1e-7  # Levin et al.'s regularisation of each window's colour covariance, as Luan et al. use it
 WINDOW = 3  # window side; Luan et al. and Levin et al. use 3x3
@@ -181,32 +176,3 @@ def smooth(stylized: torch.Tensor, content: torch.Tensor, strength: float = 1e4,
         p = res + (rs_new / rs.clamp_min(1e-30)) * p
         rs = rs_new
     return r.t().reshape(1, c, h, w).clamp(0, 1)
-
-
-def smooth_file(cfg) -> Path:
-    """``cyclegan smooth``: read STYLIZED and CONTENT, smooth, write OUTPUT (a ``SmoothConfig``)."""
-    from ..data import load_image
-    from ..nst import image_tensor, resize_long_side, save_image
-    from ..runtime import resolve_device
-
-    images = []
-    for what, path in (("stylized image", cfg.stylized), ("content image", cfg.content)):
-        if not Path(path).is_file():
-            raise UserError(f"{what} {str(path)!r} does not exist")
-        try:
-            images.append(load_image(path)[0].convert("RGB"))
-        except Exception as e:
-            raise UserError(f"{what} {str(path)!r} is unreadable ({e})") from None
-        if Path(cfg.output).resolve() == Path(path).resolve():
-            raise UserError(f"the output {cfg.output} is the {what}: choose another output file")
-    stylized, content = images
-    if cfg.size is not None:
-        stylized = resize_long_side(stylized, cfg.size)
-    if min(stylized.size) < WINDOW:
-        raise UserError(f"the stylized image is {stylized.width}x{stylized.height} px: smoothing needs at least "
-                        f"{WINDOW} px a side")
-    content = content.resize(stylized.size, Image.Resampling.LANCZOS) if content.size != stylized.size else content
-    device = resolve_device(cfg.device)
-    out = smooth(image_tensor(stylized, device), image_tensor(content, device), cfg.strength, cfg.eps)
-    save_image(to_pil_image(out[0].cpu()), Path(cfg.output))
-    return Path(cfg.output)

@@ -1,4 +1,4 @@
-"""Neural style transfer baseline: Gram matrices, losses, optimisation, colour preservation, the CLI."""
+"""Gatys style transfer: Gram matrices, relative losses, optimisation, colour preservation, the CLI."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
 
-from cyclegan import download, nst
+from cyclegan import download
 from cyclegan.cli import app
 from cyclegan.config import StylizeConfig
 from cyclegan.data import load_image
 from cyclegan.errors import UserError
+from cyclegan.style import gatys, images, vgg
 from tests.conftest import make_folder, shared_path, write_image
 from tests.fileserver import FileServer
 
@@ -27,9 +28,9 @@ TINY_WIDTHS = (4, 8, 8, 8, 8)  # a VGG19-shaped net small enough for exhaustive 
 STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 
 
-def tiny_extractor(seed: int = 0) -> nst.VGGFeatures:
+def tiny_extractor(seed: int = 0) -> vgg.VGGFeatures:
     torch.manual_seed(seed)
-    return nst.VGGFeatures(nst.vgg19_features(widths=TINY_WIDTHS), ["conv4_2", *STYLE_LAYERS])
+    return vgg.VGGFeatures(vgg.vgg19_features(widths=TINY_WIDTHS), ["conv4_2", *STYLE_LAYERS])
 
 
 def smooth_image(seed: int, size: int = 32) -> torch.Tensor:
@@ -43,7 +44,7 @@ def smooth_image(seed: int, size: int = 32) -> torch.Tensor:
 def random_vgg_file(path: Path, depth: int) -> Path:
     """Random VGG19 features weights in torchvision's layout and float16, for the first ``depth`` layers."""
     torch.manual_seed(0)
-    state = {f"features.{k}": v.half() for k, v in nst.vgg19_features()[:depth].state_dict().items()}
+    state = {f"features.{k}": v.half() for k, v in vgg.vgg19_features()[:depth].state_dict().items()}
     torch.save(state, path)
     return path
 
@@ -56,30 +57,30 @@ def test_gram_matrix_matches_hand_computation():
     feats = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])
     # f0·f0 = 30, f0·f1 = 6, f1·f1 = 2, each divided by C·H·W = 8
     expected = torch.tensor([[[30.0, 6.0], [6.0, 2.0]]]) / 8
-    assert torch.allclose(nst.gram_matrix(feats), expected)
+    assert torch.allclose(vgg.gram_matrix(feats), expected)
     # each image of a batch gets its own Gram matrix
     batch = torch.cat([feats, 2 * feats])
-    assert torch.allclose(nst.gram_matrix(batch), torch.cat([expected, 4 * expected]))
+    assert torch.allclose(vgg.gram_matrix(batch), torch.cat([expected, 4 * expected]))
 
 
 def test_layer_names_point_at_torchvision_vgg19_layers():
-    net = nst.vgg19_features()
+    net = vgg.vgg19_features()
     assert len(net) == 37  # torchvision's vgg19().features
-    for name, i in nst.LAYER_INDEX.items():
+    for name, i in vgg.LAYER_INDEX.items():
         if name.startswith("conv"):  # the rectified output of the named convolution
             assert isinstance(net[i], nn.ReLU) and isinstance(net[i - 1], nn.Conv2d)
         else:
             assert isinstance(net[i], nn.MaxPool2d)
-    assert (nst.LAYER_INDEX["conv1_1"], nst.LAYER_INDEX["conv4_2"], nst.LAYER_INDEX["conv5_1"]) == (1, 22, 29)
+    assert (vgg.LAYER_INDEX["conv1_1"], vgg.LAYER_INDEX["conv4_2"], vgg.LAYER_INDEX["conv5_1"]) == (1, 22, 29)
     assert sum(isinstance(m, nn.Conv2d) for m in net) == 16
-    avg = nst.vgg19_features("avg")
+    avg = vgg.vgg19_features("avg")
     assert not any(isinstance(m, nn.MaxPool2d) for m in avg)
     assert sum(isinstance(m, nn.AvgPool2d) for m in avg) == 5
 
 
 def test_extractor_is_frozen_and_truncated():
-    ex = nst.VGGFeatures(nst.vgg19_features(widths=TINY_WIDTHS), ["conv1_1", "conv2_1"])
-    assert len(ex.net) == nst.LAYER_INDEX["conv2_1"] + 1
+    ex = vgg.VGGFeatures(vgg.vgg19_features(widths=TINY_WIDTHS), ["conv1_1", "conv2_1"])
+    assert len(ex.net) == vgg.LAYER_INDEX["conv2_1"] + 1
     assert not any(p.requires_grad for p in ex.parameters())
     feats = ex(torch.rand(1, 3, 16, 16))
     assert set(feats) == {"conv1_1", "conv2_1"}
@@ -92,9 +93,9 @@ def test_extractor_is_frozen_and_truncated():
 def test_a_gradient_step_lowers_each_loss_term(term):
     ex = tiny_extractor()
     content, style = smooth_image(1), smooth_image(2)
-    grams = nst.style_targets(ex, [style], [1.0], STYLE_LAYERS)
+    grams = gatys.style_targets(ex, [style], [1.0], STYLE_LAYERS)
     weights = {"content_weight": 0.0, "style_weight": 0.0, "tv_weight": 0.0, f"{term}_weight": 1.0}
-    objective = nst.Objective(ex, content, grams, ["conv4_2"], **weights)
+    objective = gatys.Objective(ex, content, grams, ["conv4_2"], **weights)
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
     losses = objective(x)
     assert losses[term] > 0
@@ -110,8 +111,8 @@ def test_a_gradient_step_lowers_each_loss_term(term):
 def test_style_blend_targets_are_the_weighted_mean_of_grams():
     ex = tiny_extractor()
     a, b = smooth_image(1), smooth_image(2, size=48)  # style images need not share a size
-    ga, gb = (nst.style_targets(ex, [s], [1.0], STYLE_LAYERS) for s in (a, b))
-    blended = nst.style_targets(ex, [a, b], [3.0, 1.0], STYLE_LAYERS)  # weights are normalised
+    ga, gb = (gatys.style_targets(ex, [s], [1.0], STYLE_LAYERS) for s in (a, b))
+    blended = gatys.style_targets(ex, [a, b], [3.0, 1.0], STYLE_LAYERS)  # weights are normalised
     for name in STYLE_LAYERS:
         assert torch.allclose(blended[name], 0.75 * ga[name] + 0.25 * gb[name], atol=1e-7)
 
@@ -120,10 +121,10 @@ def test_style_blend_targets_are_the_weighted_mean_of_grams():
 def test_optimize_runs_the_steps_and_lowers_the_loss(optimizer):
     ex = tiny_extractor()
     content, style = smooth_image(1), smooth_image(2)
-    grams = nst.style_targets(ex, [style], [1.0], STYLE_LAYERS)
-    objective = nst.Objective(ex, content, grams, ["conv4_2"], style_weight=1e3, tv_weight=1.0)
+    grams = gatys.style_targets(ex, [style], [1.0], STYLE_LAYERS)
+    objective = gatys.Objective(ex, content, grams, ["conv4_2"], style_weight=1e3, tv_weight=1.0)
     seen = []
-    out, start, end = nst.optimize(objective, content, steps=15, optimizer=optimizer, lr=0.02, on_step=seen.append)
+    out, start, end = gatys.optimize(objective, content, steps=15, optimizer=optimizer, lr=0.02, on_step=seen.append)
     assert len(seen) == 15  # one progress update per loss evaluation
     assert seen[0] == start
     assert end["total"] < start["total"]
@@ -138,7 +139,7 @@ def test_preserve_color_keeps_content_chroma_and_stylized_luminance():
     texture = (128 + 50 * np.sin(xx / 2.0) * np.cos(yy / 3.0)).astype(np.uint8)
     stylized = Image.fromarray(np.stack([texture] * 3, axis=-1))
     content_img = Image.fromarray(content).resize((2 * w, 2 * h))  # a different size gets resized
-    out = nst.preserve_color(stylized, content_img)
+    out = images.preserve_color(stylized, content_img)
     assert out.size == stylized.size and out.mode == "RGB"
     out_ycc = np.asarray(out.convert("YCbCr"), dtype=float)
     content_ycc = np.asarray(content_img.resize((w, h), Image.Resampling.LANCZOS).convert("YCbCr"), dtype=float)
@@ -150,7 +151,7 @@ def test_preserve_color_keeps_content_chroma_and_stylized_luminance():
 
 
 def test_folder_mode_mirrors_skips_and_reports_failures(tmp_path, monkeypatch):
-    weights = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
+    weights = random_vgg_file(tmp_path / "vgg.pth", depth=vgg.LAYER_INDEX["conv2_1"] + 1)
     content = make_folder(tmp_path / "photos", 2, size=(48, 32))
     write_image(content / "sub" / "deep.jpg", size=(20, 40), seed=7)
     (content / "broken.png").write_bytes(b"not an image")
@@ -158,8 +159,8 @@ def test_folder_mode_mirrors_skips_and_reports_failures(tmp_path, monkeypatch):
     s2 = write_image(tmp_path / "style2.jpg", size=(30, 50), seed=11)
     out = tmp_path / "out"
     calls = []
-    real_targets = nst.style_targets
-    monkeypatch.setattr(nst, "style_targets", lambda *a, **k: calls.append(1) or real_targets(*a, **k))
+    real_targets = gatys.style_targets
+    monkeypatch.setattr(gatys, "style_targets", lambda *a, **k: calls.append(1) or real_targets(*a, **k))
     args = ["stylize", str(content), str(s1), str(s2), str(out), "--vgg-weights", str(weights),
             "--content-layers", "conv2_1", "--style-layers", "conv1_1,conv2_1", "--size", "32", "--steps", "3",
             "--style-blend", "0.7,0.3", "--device", "cpu"]  # fmt: skip
@@ -185,7 +186,7 @@ def test_folder_mode_mirrors_skips_and_reports_failures(tmp_path, monkeypatch):
 
 
 def test_single_image_with_adam_noise_init_and_recolor(tmp_path):
-    weights = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
+    weights = random_vgg_file(tmp_path / "vgg.pth", depth=vgg.LAYER_INDEX["conv2_1"] + 1)
     photo = write_image(tmp_path / "photo.jpg", size=(40, 24), seed=1)
     style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
     out = tmp_path / "result" / "out.png"
@@ -198,7 +199,7 @@ def test_single_image_with_adam_noise_init_and_recolor(tmp_path):
     recolored = tmp_path / "recolored.png"
     result = runner.invoke(app, ["recolor", str(out), str(photo), str(recolored)])
     assert result.exit_code == 0, result.output
-    expected = nst.preserve_color(load_image(out)[0], load_image(photo)[0])
+    expected = images.preserve_color(load_image(out)[0], load_image(photo)[0])
     assert np.array_equal(np.asarray(Image.open(recolored)), np.asarray(expected))
 
 
@@ -217,13 +218,13 @@ def test_missing_default_weights_fail_at_once_naming_the_option(tmp_path, monkey
     assert result.exit_code == 2
     assert "--vgg-weights" in result.output and "no route to host" in result.output
     assert "Traceback" not in result.output
-    assert calls == [nst.VGG19_URL]
+    assert calls == [vgg.VGG19_URL]
     assert not (tmp_path / "out.png").exists()
 
 
 def test_default_weights_download_once_into_the_torch_cache(tmp_path, monkeypatch):
     layers = ["conv1_1", "conv2_1"]
-    served = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
+    served = random_vgg_file(tmp_path / "vgg.pth", depth=vgg.LAYER_INDEX["conv2_1"] + 1)
     sha = hashlib.sha256(served.read_bytes()).hexdigest()
     good, bad = f"vgg19-{sha[:8]}.pth", "vgg19-00000000.pth"  # torchvision's NAME-<SHA-256 prefix> naming
     (tmp_path / "served").mkdir()
@@ -231,15 +232,15 @@ def test_default_weights_download_once_into_the_torch_cache(tmp_path, monkeypatc
         shutil.copy(served, tmp_path / "served" / name)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     with FileServer(tmp_path / "served") as server:
-        monkeypatch.setattr(nst, "VGG19_URL", f"{server.url}/{bad}")
+        monkeypatch.setattr(vgg, "VGG19_URL", f"{server.url}/{bad}")
         with pytest.raises(UserError, match="damaged"):
-            nst.load_vgg19(None, layers)
-        assert not nst.default_vgg19_path().exists()  # a damaged file is not kept
+            vgg.load_vgg19(None, layers)
+        assert not vgg.default_vgg19_path().exists()  # a damaged file is not kept
 
-        monkeypatch.setattr(nst, "VGG19_URL", f"{server.url}/{good}")
-        net = nst.load_vgg19(None, layers)
-        assert nst.default_vgg19_path() == tmp_path / "torch_home" / "hub" / "checkpoints" / good
-        nst.load_vgg19(None, layers)  # the second use reads the cache
+        monkeypatch.setattr(vgg, "VGG19_URL", f"{server.url}/{good}")
+        net = vgg.load_vgg19(None, layers)
+        assert vgg.default_vgg19_path() == tmp_path / "torch_home" / "hub" / "checkpoints" / good
+        vgg.load_vgg19(None, layers)  # the second use reads the cache
         assert [path for path, _ in server.requests] == [bad, good]
     expected = torch.load(served, weights_only=True)["features.5.weight"].float()
     assert torch.equal(net[5].weight, expected)
@@ -270,7 +271,7 @@ def test_bad_weights_and_options_give_clear_errors(tmp_path):
 @pytest.fixture(scope="module")
 def real_vgg():
     path = shared_path("weights", "vgg19_features.pth")
-    return nst.load_vgg19(path, ["conv4_2", *STYLE_LAYERS])
+    return vgg.load_vgg19(path, ["conv4_2", *STYLE_LAYERS])
 
 
 @pytest.fixture(scope="module")
@@ -284,16 +285,16 @@ def photo_and_painting():
 def test_real_vgg_lowers_style_loss_and_keeps_content(real_vgg, photo_and_painting):
     photo, painting = photo_and_painting
     cfg = StylizeConfig(content=str(photo), styles=[str(painting)], size=128, steps=60)
-    stylizer = nst.Stylizer(cfg, torch.device("cpu"), features=real_vgg)
+    stylizer = gatys.Stylizer(cfg, torch.device("cpu"), features=real_vgg)
     image, start, end = stylizer(load_image(photo)[0])
     assert image.size == (128, 128)
     assert start["content"] == 0  # started from the photo itself
     assert end["style"] < 0.5 * start["style"]
     # Content stays bounded: the result is still nearer the photo, in VGG content features, than the
     # painting itself is.
-    content = nst.image_tensor(nst.resize_long_side(load_image(photo)[0], 128))
-    painting_t = nst.image_tensor(nst.resize_long_side(load_image(painting)[0], 128))
-    objective = nst.Objective(stylizer.extractor, content, stylizer.grams, cfg.content_layers)
+    content = images.to_tensor(images.resize_long_side(load_image(photo)[0], 128))
+    painting_t = images.to_tensor(images.resize_long_side(load_image(painting)[0], 128))
+    objective = gatys.Objective(stylizer.extractor, content, stylizer.grams, cfg.content_layers)
     with torch.no_grad():
         painting_content = float(objective(painting_t)["content"])
     assert 0 < end["content"] < painting_content
@@ -303,11 +304,11 @@ def test_real_vgg_lowers_style_loss_and_keeps_content(real_vgg, photo_and_painti
 def test_real_vgg_preserve_color_keeps_mean_chroma(real_vgg, photo_and_painting):
     photo, painting = photo_and_painting
     cfg = StylizeConfig(content=str(photo), styles=[str(painting)], size=128, steps=10, preserve_color=True)
-    stylizer = nst.Stylizer(cfg, torch.device("cpu"), features=real_vgg)
+    stylizer = gatys.Stylizer(cfg, torch.device("cpu"), features=real_vgg)
     image, start, end = stylizer(load_image(photo)[0])
     assert end["style"] < start["style"]
     out = np.asarray(image.convert("YCbCr"), dtype=float)
-    ref = np.asarray(nst.resize_long_side(load_image(photo)[0], 128).convert("YCbCr"), dtype=float)
+    ref = np.asarray(images.resize_long_side(load_image(photo)[0], 128).convert("YCbCr"), dtype=float)
     assert np.abs(out[..., 0] - ref[..., 0]).mean() > 2  # the luminance did change
     assert np.abs(out[..., 1:].mean((0, 1)) - ref[..., 1:].mean((0, 1))).max() < 1.5  # the colour did not
 
@@ -316,7 +317,7 @@ def test_real_vgg_preserve_color_keeps_mean_chroma(real_vgg, photo_and_painting)
 
 
 def _stylize_args(tmp_path, content, output, *extra):
-    weights = random_vgg_file(tmp_path / "vgg.pth", depth=nst.LAYER_INDEX["conv2_1"] + 1)
+    weights = random_vgg_file(tmp_path / "vgg.pth", depth=vgg.LAYER_INDEX["conv2_1"] + 1)
     style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
     return ["stylize", str(content), str(style), str(output), "--vgg-weights", str(weights),
             "--content-layers", "conv2_1", "--style-layers", "conv1_1", "--size", "16", "--steps", "1",
@@ -355,3 +356,47 @@ def test_stylize_stops_at_a_full_disk(tmp_path, monkeypatch):
     assert result.exit_code == 2, result.output
     assert "read-only" in result.output and "stopped" in result.output
     assert len(saves) == 2 and [p.name for p in out.iterdir()] == ["img_000.png"]
+
+
+# --- one normalisation of the loss terms, for every VGG19 file -------------------------------------------
+
+
+def test_every_vgg_term_is_the_same_for_any_scale_of_the_activations():
+    """VGG19 files differ by orders of magnitude in activation scale (torchvision's, Caffe's). Dividing the
+    first weights and every bias by k divides every ReLU output by k: raw terms would shrink by k² (content,
+    histogram) and k⁴ (Gram), so their default weights would hold for one file only. The relative terms of
+    ``vgg.py``, which Gatys' content, style, per-region and histogram terms share with the fast networks', do
+    not move."""
+    from cyclegan.style import masks
+    from cyclegan.style.histogram import HistogramLoss
+
+    torch.manual_seed(0)
+    net = vgg.vgg19_features(widths=TINY_WIDTHS)
+    for m in net:
+        if isinstance(m, nn.Conv2d):
+            nn.init.uniform_(m.bias, -0.1, 0.1)
+    scaled = vgg.vgg19_features(widths=TINY_WIDTHS)
+    scaled.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        scaled[0].weight.div_(200.0)
+        for m in scaled:
+            if isinstance(m, nn.Conv2d):
+                m.bias.div_(200.0)
+    content, style, x = smooth_image(1), smooth_image(2), torch.rand(1, 3, 32, 32)
+    left = torch.zeros(2, 32, 32)
+    left[0, :, :16], left[1, :, 16:] = 1, 1
+    losses = []
+    for features in (net, scaled):
+        ex = vgg.VGGFeatures(features, ["conv4_2", *STYLE_LAYERS])
+        grams = gatys.style_targets(ex, [style], [1.0], STYLE_LAYERS)
+        style_feats = {n: f for n, f in ex(style).items() if n in STYLE_LAYERS}
+        sizes = {n: f.shape[-2:] for n, f in style_feats.items()}
+        objective = gatys.Objective(ex, content, grams, ["conv4_2"], histogram=HistogramLoss([style_feats], [1.0]),
+                                    histogram_weight=1.0)
+        guided = masks.SemanticStyleLoss(style_feats, left, left, sizes)
+        with torch.no_grad():
+            losses.append({**objective(x), "regions": guided(ex(x))})
+    plain, other = losses
+    assert min(plain[t] for t in ("content", "style", "histogram", "regions")) > 0
+    for term in ("content", "style", "histogram", "regions"):
+        torch.testing.assert_close(other[term], plain[term], rtol=2e-3, atol=0)
