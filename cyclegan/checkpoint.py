@@ -10,6 +10,8 @@ built how) is ``networks.py``'s business: this module imports no model.
 from __future__ import annotations
 
 import json
+import pickle
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,8 +137,13 @@ def read_torch_file(path: str | Path, what: str = "weights file"):
     if is_zip:
         _check_zip(path, what)
     try:
-        # Old files (the original release's pretrained models) predate the zip format and cannot be mapped.
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: the error below says it all
+            warnings.simplefilter("ignore", UserWarning)
+            # Old files (the original release's pretrained models) predate the zip format and cannot be mapped.
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError:  # torch's message advises weights_only=False: running the file's code
+        raise UserError(f"{what} {str(path)!r} holds Python objects, not only tensors: it is not a weights file "
+                        "this tool reads (files are read without running any code they hold)") from None
     except Exception as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(f"{what} {str(path)!r} cannot be read as a PyTorch file ({type(e).__name__}: "

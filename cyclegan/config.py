@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -137,6 +138,9 @@ def _field_problem(f: dataclasses.Field, hint: Any, value: Any) -> str | None:
         return None
     if (allowed := choices(hint)) and value not in allowed:
         return f"choose one of {', '.join(allowed)}"
+    # nan passes every comparison with a bound (all are False) and inf is no setting: numbers are finite
+    if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+        return "must be a finite number"
     low, high = f.metadata.get("min"), f.metadata.get("max")
     if low is not None and value < low:
         return f"must be at least {low}" if high is None else f"must be from {low} to {high}"

@@ -82,30 +82,40 @@ def _note_once(path: str | Path, message: str) -> None:
         log.warning("%s %s", path, message)
 
 
-def load_image(path: str | Path, keep_alpha: bool = False,
-               max_side: int | None = None) -> tuple[Image.Image, Image.Image | None]:
-    """Decode an image as 8-bit RGB with its EXIF orientation applied.
+class ImageTooLarge(ValueError):
+    """An image above the size a caller reads (``load_image``'s ``max_pixels``)."""
+
+
+def load_image(path: str | Path, keep_alpha: bool = False, max_side: int | None = None,
+               max_pixels: int | None = None) -> tuple[Image.Image, Image.Image | None]:
+    """Decode an image as 8-bit RGB with its EXIF orientation applied: the one reader of every image file.
 
     Returns ``(rgb, alpha)``; ``alpha`` is the transparency channel (mode ``L``) when ``keep_alpha`` is
     set and the image has one, else ``None``. Raises ``OSError``/``ValueError`` for unreadable files.
 
-    ``max_side`` says the caller will scale the long side down to at most that: a JPEG is then decoded
-    at a reduced scale (never below it), which bounds the time and memory of very large photos. Images
-    above PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) are logged, and refused above
-    twice that; an animated GIF/WebP gives its first frame, with a note.
+    The size policy: ``max_side`` says the caller will scale the long side down to at most that: a JPEG is
+    then decoded at a reduced scale (never below it), which bounds the time and memory of very large
+    photos. Images above PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, 89 megapixels) are
+    logged (translate and train tile or crop them) and refused above twice that; a caller that cannot
+    bound the work (a mask, the style commands' images) refuses them above ``max_pixels`` from the header
+    alone, before decoding. An animated GIF/WebP gives its first frame, with a note.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", Image.DecompressionBombWarning)
         with Image.open(path) as img:
-            if getattr(img, "n_frames", 1) > 1:
-                _note_once(path, f"is animated ({img.n_frames} frames): using its first frame")
-            if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
-                w, h = img.size
-                _note_once(path, f"is very large ({w}×{h} pixels): decoding it takes a lot of memory and "
-                                 "time")
+            full = img.size
             if max_side and max(img.size) > 2 * max_side and img.format == "JPEG":
                 scale = max_side / max(img.size)
                 img.draft(None, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
+            w, h = img.size  # what will be decoded (a JPEG's reduced scale)
+            if max_pixels and w * h > max_pixels:
+                raise ImageTooLarge(f"{w}×{h} pixels ({w * h / 1e6:.0f} megapixels), more than the "
+                                    f"{max_pixels / 1e6:.0f} this command reads: scale it down first")
+            if getattr(img, "n_frames", 1) > 1:
+                _note_once(path, f"is animated ({img.n_frames} frames): using its first frame")
+            if any(issubclass(wr.category, Image.DecompressionBombWarning) for wr in caught):
+                _note_once(path, f"is very large ({full[0]}×{full[1]} pixels): decoding it takes a lot of memory "
+                                 "and time")
             img.load()
             img = ImageOps.exif_transpose(img)
     alpha = None
@@ -197,7 +207,7 @@ class Augment:
     """
 
     def __init__(self, preprocess: str = "resize_and_crop", load_size: int = 286, image_size: int = 256,
-                 flip: bool = True):
+                 flip: bool = True, min_side: int = 1):
         # here, not at the top: albumentations (and OpenCV) take a second to import, which only training needs
         import albumentations as A
         import cv2
@@ -206,6 +216,7 @@ class Augment:
         if preprocess not in PREPROCESS_MODES:
             raise UserError(f"unknown --preprocess {preprocess!r}; choose one of {', '.join(PREPROCESS_MODES)}")
         self.preprocess, self.load_size, self.image_size = preprocess, load_size, image_size
+        self.min_side = min_side  # the smallest side the network takes
         steps: list = []
         if preprocess == "resize_and_crop":
             steps.append(A.Resize(load_size, load_size, interpolation=cv2.INTER_CUBIC))
@@ -215,6 +226,18 @@ class Augment:
             steps.append(A.HorizontalFlip(p=0.5))
         steps += [A.Normalize(mean=(0.5,) * 3, std=(0.5,) * 3, max_pixel_value=255.0), ToTensorV2()]
         self.transform = A.Compose(steps)
+
+    def unusable(self, img: Image.Image) -> str | None:
+        """Why the network cannot train on ``img`` (only ``--preprocess none`` keeps sizes: a 1×1 image
+        reaches the network as it is), or None."""
+        if self.preprocess == "none" and min(_multiple_of_4(img).size) < self.min_side:
+            return (f"{img.width}×{img.height} pixels, smaller than the {self.min_side} a side the generator takes "
+                    "with --preprocess none")
+        return None
+
+    def pads(self, img: Image.Image) -> bool:
+        """Whether the random crop is larger than ``img`` and pads it (``--preprocess crop`` of a small image)."""
+        return self.preprocess == "crop" and min(img.size) < self.image_size
 
     def __call__(self, img: Image.Image, seed: int) -> torch.Tensor:
         if "scale_width" in self.preprocess:
@@ -249,10 +272,14 @@ class UnpairedDataset(torch.utils.data.Dataset):
         for k in range(len(files)):
             path = files[(index + k) % len(files)]
             try:
-                return load_image(path)[0]
+                img = load_image(path)[0]
             except Exception as e:
                 bad.append(f"{path} ({type(e).__name__}: {e})")
-        raise UserError(f"no readable image in the folder of {files[0]} (tried all {len(files)})")
+                continue
+            if (why := self.augment.unusable(img)) is None:
+                return img
+            bad.append(f"{path} ({why})")
+        raise UserError(f"no usable image in the folder of {files[0]} (tried all {len(files)})")
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, index = key
@@ -267,6 +294,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
             "A": self.augment(img_a, sample_seed(self.seed, epoch, index, 1)),
             "B": self.augment(img_b, sample_seed(self.seed, epoch, index, 2)),
             "bad": bad,
+            "padded": [f"{img.width}×{img.height}" for img in (img_a, img_b) if self.augment.pads(img)],
         }
 
 
@@ -276,7 +304,24 @@ def collate(items: list[dict]) -> dict:
     errors = [it["error"] for it in items if "error" in it]
     if errors:
         return {"error": errors[0], "bad": bad}
-    return {"A": torch.stack([it["A"] for it in items]), "B": torch.stack([it["B"] for it in items]), "bad": bad}
+    return {"A": torch.stack([it["A"] for it in items]), "B": torch.stack([it["B"] for it in items]), "bad": bad,
+            "padded": [p for it in items for p in it.get("padded", [])]}
+
+
+def first_usable(files: list[Path], what: str, unusable=lambda img: None) -> None:
+    """Fail now, before a run folder is made, when no image of ``files`` can be trained on (all unreadable,
+    or all refused by ``unusable``), saying why for the first few. Decodes until one is usable."""
+    reasons = []
+    for path in files:
+        try:
+            why = unusable(load_image(path)[0])
+        except Exception as e:  # PIL raises a zoo of types for broken files
+            why = f"{type(e).__name__}: {e}"
+        if why is None:
+            return
+        reasons.append(f"{path.name}: {why}")
+    more = f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+    raise UserError(f"no image of the {what} can be trained on ({'; '.join(reasons[:3])}{more})")
 
 
 class EpochBatches(torch.utils.data.Sampler):

@@ -50,6 +50,7 @@ CHUNK = 1 << 20
 RETRIES = 4  # attempts after the first
 BACKOFF = 2.0  # seconds before the first retry; doubles each time
 TIMEOUT = 60.0  # seconds without a byte before an attempt counts as failed
+MAX_RATIO = 50  # unpacked : packed of a dataset archive; JPEG datasets are about 1:1, PNG ones a few to 1
 
 _console = Console(stderr=True)
 
@@ -95,12 +96,14 @@ def record_sha256(path: str | Path, sha256: str, url: str) -> None:
     write_json(path.parent / CHECKSUMS, records)
 
 
-def verify_sha256(path: str | Path) -> bool:
-    """False (with a warning) when ``path`` no longer matches the SHA-256 recorded at its download."""
-    expected = recorded_sha256(path)
+def verify_sha256(path: str | Path, published: str | None = None) -> bool:
+    """False (with a warning) when ``path`` does not match the ``published`` SHA-256, or the one recorded at
+    its download."""
+    expected = published or recorded_sha256(path)
     if expected is None or sha256_file(path) == expected:
         return True
-    log.warning("%s does not match the SHA-256 recorded when it was downloaded: it is damaged", path)
+    how = "the published SHA-256" if published else "the SHA-256 recorded when it was downloaded"
+    log.warning("%s does not match %s: it is damaged or another file, and is downloaded again", path, how)
     return False
 
 
@@ -129,10 +132,9 @@ def download(
             except _Interrupted as e:
                 if attempt == retries:
                     have = part.stat().st_size if part.exists() else 0
-                    raise UserError(
-                        f"could not download {url} ({e}) after {retries + 1} attempts; run the command again "
-                        f"to resume from the {have} bytes already in {part}"
-                    ) from None
+                    again = f"resume from the {have} bytes already in {part}" if have else "try again"
+                    raise UserError(f"could not download {url} ({e}) after {retries + 1} attempts; run the "
+                                    f"command again to {again}") from None
                 delay = backoff * 2**attempt
                 log.warning("download of %s interrupted (%s); retrying in %.3g s", dest.name, e, delay)
                 time.sleep(delay)
@@ -219,7 +221,7 @@ def cached_download(path: str | Path, url: str, *, what: str, offline: str, sha2
     download ends with: how to do without the network (an option or an environment variable).
     """
     path = Path(path)
-    if path.is_file() and verify_sha256(path):
+    if path.is_file() and verify_sha256(path, sha256):
         return path
     log.info("downloading %s (%s) to %s", what, url, path)
     try:
@@ -278,6 +280,11 @@ def _fetch(url: str, part: Path, timeout: float, progress: Progress, task) -> in
             if start != offset:
                 _discard(part)
                 raise _Interrupted("the server resumed at the wrong place; starting over")
+            # A server that ignores If-Range sends the rest of whatever it holds now: only the same version
+            # continues the part (the same ETag or Last-Modified), else two versions would be spliced.
+            if validator not in (response.headers.get("ETag"), response.headers.get("Last-Modified")):
+                _discard(part)
+                raise _Interrupted("the server sent the rest of another version of the file; starting over")
             if total is None and length is not None:
                 total = offset + length
         else:  # a full response: nothing to resume, a server without Range, or another version (If-Range)
@@ -333,6 +340,28 @@ def _find_layout(folder: Path, name: str) -> Path | None:
     return next((c for c in candidates if is_dataset(c)), None)
 
 
+def max_extract_bytes() -> int:
+    """The most an archive may unpack to: ``$CYCLEGAN_MAX_EXTRACT_GB`` (default 32 GB, ten times the largest
+    official dataset)."""
+    try:
+        return int(float(os.environ.get("CYCLEGAN_MAX_EXTRACT_GB", "32")) * 1e9)
+    except ValueError:
+        raise UserError("CYCLEGAN_MAX_EXTRACT_GB: give a number of gigabytes, e.g. 64") from None
+
+
+def _check_sizes(archive: Path, entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse, before extracting anything, an archive that would unpack to more than the limit or that
+    compresses more than image datasets do (a zip bomb: a few KB that unpack to gigabytes)."""
+    total = sum(info.file_size for info in entries)  # zipfile never writes more than an entry declares
+    if total > max_extract_bytes():
+        raise UserError(f"refusing to extract {archive}: it unpacks to {total / 1e9:.1f} GB, more than the "
+                        f"{max_extract_bytes() / 1e9:g} GB allowed (CYCLEGAN_MAX_EXTRACT_GB raises it)")
+    packed = max(1, archive.stat().st_size)
+    if total > MAX_RATIO * packed and total > 1 << 20:
+        raise UserError(f"refusing to extract {archive}: {packed} bytes that unpack to {total} bytes "
+                        f"({total / packed:.0f}:1), more than images compress: a damaged or forged archive")
+
+
 def extract_dataset(archive: str | Path, root: str | Path, name: str) -> Path:
     """Extract a dataset zip into ``root/name`` all at once, or leave nothing behind and raise."""
     archive, root = Path(archive), Path(root)
@@ -349,6 +378,7 @@ def extract_dataset(archive: str | Path, root: str | Path, name: str) -> Path:
                     f"refusing to extract {archive}: its entry {info.filename!r} is {why}, which could "
                     f"write outside {target}"
                 )
+        _check_sizes(archive, entries)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".extracting", dir=root))
         try:
             with _progress() as progress:

@@ -42,10 +42,10 @@ log = logging.getLogger(__name__)
 INCEPTION_URL = (
     "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 )
-# The SHA-256 of that file, checked on download and compared with any --inception file. None: this
-# release could not confirm the published hash, so downloads are checked against the hash recorded at
-# the first download (checksums.json) instead, and --inception files are not compared.
-INCEPTION_SHA256: str | None = None
+# The SHA-256 of that file (95,607,719 bytes), as the evaluation code of k-diffusion and others pin it: a
+# download (or a cached copy) with another hash is refused, and an --inception file with another hash is
+# said to give scores that published ones cannot be compared with.
+INCEPTION_SHA256 = "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"
 INCEPTION_SIZE = 299
 KID_SUBSETS = 100
 KID_MAX_SUBSET_SIZE = 1000
@@ -87,7 +87,7 @@ def _fetch_inception() -> Path:
 
 def _warn_if_not_standard(file: Path) -> None:
     """A --inception file other than the standard one gives scores that published ones cannot be compared to."""
-    if INCEPTION_SHA256 is not None and sha256_file(file) != INCEPTION_SHA256:
+    if sha256_file(file) != INCEPTION_SHA256:
         log.warning("%s is not the standard FID Inception file (SHA-256 differs from %s...): its FID and KID "
                     "are not comparable with published scores", file, INCEPTION_SHA256[:12])
 

@@ -102,11 +102,11 @@ def spec_from_metadata(meta: dict[str, str], where: str):
 def spec_from_state(state: dict[str, torch.Tensor], where: str) -> tuple[object, dict[str, torch.Tensor]]:
     """The spec a state dict without metadata implies, by its tensors' names, and the state as the network
     takes it (stale buffers of old PyTorch dropped, biases the original release left out filled in)."""
-    if fast.is_transformer_state(state):
-        return fast.spec_from_state(state)
-    if adain.is_decoder_state(state):
-        return AdaINSpec(), state
     try:
+        if fast.is_transformer_state(state):
+            return fast.spec_from_state(state)
+        if adain.is_decoder_state(state):
+            return AdaINSpec(), state
         spec = infer_plausible_spec(state)
         with torch.device("meta"):
             blueprint = spec.build()
@@ -153,9 +153,19 @@ def read_network(path: Path) -> tuple[object, dict[str, torch.Tensor]]:
 def load_network(source: str | Path, direction: str = "AtoB", device: str | torch.device = "cpu",
                  encoder: str | Path | None = None) -> tuple[nn.Module, object]:
     """The network for ``direction`` in ``source`` (a run folder or a file of any kind above), in eval mode
-    on ``device``, and its spec. An AdaIN decoder gets the ``encoder`` file's encoder (by default the
-    published one, downloaded once); its style is set with ``choose_style``."""
-    return build_network(*read_network(network_file(source, direction)), device, encoder)
+    on ``device``, and its spec. An AdaIN decoder gets the ``encoder`` file's encoder (by default the one
+    its run trained with, or the published one, downloaded once); its style is set with ``choose_style``."""
+    return build_network(*read_network(network_file(source, direction)), device, encoder or run_encoder(source))
+
+
+def run_encoder(source: str | Path) -> str | None:
+    """The ``--vgg-weights`` an AdaIN decoder's run folder trained with (None: the published encoder)."""
+    config = Path(source) / "config.json"
+    try:
+        weights = json.loads(config.read_text()).get("vgg_weights") if config.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return weights if weights and Path(weights).is_file() else None  # a run moved elsewhere: the published one
 
 
 def build_network(spec, state: dict[str, torch.Tensor], device: str | torch.device = "cpu",
@@ -216,13 +226,16 @@ def choose_style(net: nn.Module, spec, style: str | None = None, style_mix: str 
     if isinstance(spec, FastStyleSpec):
         mix = fast.style_mixture(spec, *choice) if choice else fast.one_hot(0, spec.n_styles)
         net.set_style(mix)
-        return ", ".join(f"{name} {w:g}" for name, w in zip(spec.styles, mix.tolist(), strict=True) if w)
+        return " + ".join(f"{w:g}·{name}" if w < 1 else name for name, w in zip(spec.styles, mix.tolist(), strict=True)
+                          if w)
     if isinstance(spec, AdaINSpec):
         if choice is None:
             raise UserError("an AdaIN decoder paints in the style of an image: give --style IMAGE")
         images = [to_tensor(resize_long_side(read_image(path, "style image"), style_side)) for path, _ in choice[1]]
         net.set_style(images, [w for _, w in choice[1]])
-        return ", ".join(f"{Path(path).name} {w:g}" for path, w in choice[1])
+        total = sum(w for _, w in choice[1])
+        return " + ".join(f"{w / total:g}·{Path(path).name}" if w < total else Path(path).name
+                          for path, w in choice[1])
     if choice:
         raise UserError(f"{choice[0]} picks a style of a style network (cyclegan train-style) or AdaIN; this is a "
                         f"{spec.describe()}")

@@ -388,7 +388,11 @@ class StepRun:
         for msg in batch["bad"]:
             if msg not in self.warned:
                 self.warned.add(msg)
-                log.warning("skipping unreadable image %s", msg)
+                log.warning("skipping image %s", msg)
+        if batch.get("padded") and "padded" not in self.warned:
+            self.warned.add("padded")
+            log.warning("some images are smaller than the --image-size %d crop (%s, ...): --preprocess crop pads "
+                        "them by reflection", self.cfg.image_size, batch["padded"][0])
         if "error" in batch:
             raise UserError(batch["error"])
 

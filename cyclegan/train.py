@@ -22,7 +22,7 @@ from torchvision.utils import make_grid
 from . import config, distributed
 from .checkpoint import save_network
 from .config import TrainConfig
-from .data import Augment, EpochBatches, UnpairedDataset, collate, data_loader, domain_folder, sample_seed
+from .data import Augment, EpochBatches, UnpairedDataset, collate, data_loader, domain_folder, first_usable, sample_seed
 from .errors import UserError
 from .losses import discriminator_adv_loss, generator_adv_loss, l1
 from .metrics import TrainingEval, find_test_split
@@ -314,8 +314,12 @@ class CycleGANRun(StepRun):
         check(cfg)
         if not cfg.domain_a or not cfg.domain_b:
             raise UserError("--domainA and --domainB are required (or --resume with the --name of a run)")
+        augment = Augment(cfg.preprocess, cfg.load_size, cfg.image_size, cfg.flip,
+                          GeneratorSpec.from_name(cfg.net_g).min_side)
         files = {"a": domain_folder(cfg.domain_a, "domain A folder"),
-                 "b": domain_folder(cfg.domain_b, "domain B folder")}
+                 "b": domain_folder(cfg.domain_b, "domain B folder"), "augment": augment}
+        for domain in "ab":  # a folder of nothing usable stops here, not after an untrained checkpoint
+            first_usable(files[domain], f"domain {domain.upper()} folder", augment.unusable)
         # a missing test split or FID network stops before the run folder is made
         files["evaluator"] = training_eval(cfg, device, precision) if cfg.eval_every and main else None
         return files
@@ -336,8 +340,7 @@ class CycleGANRun(StepRun):
             seed_rank(self.trainer, sample_seed(cfg.seed, self.step, world.rank, 4))
 
         files_a, files_b = inputs["a"], inputs["b"]
-        dataset = UnpairedDataset(files_a, files_b, Augment(cfg.preprocess, cfg.load_size, cfg.image_size, cfg.flip),
-                                  seed=cfg.seed)
+        dataset = UnpairedDataset(files_a, files_b, inputs["augment"], seed=cfg.seed)
         sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, self.epoch, cfg.total_epochs,
                                self.batch_in_epoch, rank=world.rank, world_size=world.world_size)
         self.steps_per_epoch = sampler.batches_per_epoch

@@ -4,8 +4,8 @@ Serves files under a folder on 127.0.0.1 (a free port) from a thread. Each file 
 content) and a Last-Modified date, and ``If-Range`` works as in RFC 9110: a Range whose validator no
 longer matches gets the whole file. It records every request and can be told to cut a response
 half-way (``cut``), to answer with server errors (``fail``), to ignore Range headers
-(``ignore_range``), which is what a flaky mirror does, to send no validators (``validators``) or no
-Content-Length (``send_length``).
+(``ignore_range``) or only If-Range (``ignore_if_range``), which is what flaky mirrors do, to send no
+validators (``validators``) or no Content-Length (``send_length``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
         validators = {"ETag": etag, "Last-Modified": modified} if owner.validators else {}
         start = 0
         wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if_range = self.headers.get("If-Range")
+        if_range = None if owner.ignore_if_range else self.headers.get("If-Range")
         if if_range is not None and if_range not in validators.values():
             wanted = None  # another version of the file: send all of it
         if wanted and not owner.ignore_range:
@@ -88,6 +88,7 @@ class FileServer:
         self.cut: dict[str, int] = {}  # path → bytes to send before dropping the connection (once)
         self.fail: dict[str, list[int]] = {}  # path → HTTP errors to answer first, one per request
         self.ignore_range = False
+        self.ignore_if_range = False  # honour Range whatever version the client had: the rest of this one
         self.if_ranges: list[str | None] = []  # the If-Range header of each request
         self.validators = True  # send ETag and Last-Modified
         self.send_length = True  # send Content-Length

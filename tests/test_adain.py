@@ -454,3 +454,17 @@ def test_adain_exports_with_its_style(adain_url, tmp_path, suffix):
     result = runner.invoke(app, ["export", str(tmp_path / "files" / "decoder.pth"), str(out), "--style", str(style)])
     assert result.exit_code == 0, result.output
     assert out.is_file() and "values in [0, 1]" in result.output
+
+
+def test_a_decoder_with_nan_weights_writes_no_black_image(adain_url, tmp_path):
+    """A non-finite output is a failure of that image, for every network: one check, in translate."""
+    vgg, dec = published_files(tmp_path / "files")
+    state = dec.state_dict()
+    state["28.bias"] = torch.full_like(state["28.bias"], float("nan"))
+    torch.save(state, tmp_path / "files" / "nan_decoder.pth")
+    photo = write_image(tmp_path / "photo.png", size=(32, 32), seed=1)
+    style = write_image(tmp_path / "style.png", size=(24, 24), seed=2)
+    result = stylize_cli(photo, style, tmp_path / "out.png", "--vgg-weights", tmp_path / "files" / "vgg_normalised.pth",
+                         "--decoder-weights", tmp_path / "files" / "nan_decoder.pth")
+    assert result.exit_code == 1 and "not finite" in result.output
+    assert not (tmp_path / "out.png").exists()

@@ -118,3 +118,19 @@ def test_python_callers_are_checked_before_any_work(tmp_path):
         from cyclegan.tracking import resolve_wandb_mode
 
         resolve_wandb_mode("loud")
+
+
+@pytest.mark.parametrize("cfg, flag", [
+    (StylizeConfig(styles=["s.png"], method="adain", alpha=float("nan")), "--alpha nan"),
+    (StylizeConfig(styles=["s.png"], style_weight=float("inf")), "--style-weight inf"),
+    (StylizeConfig(styles=["s.png"], histogram_weight=float("inf")), "--histogram-weight inf"),
+    (StylizeConfig(styles=["a.png", "b.png"], style_blend=[float("nan"), 1.0]), "--style-blend nan,1.0"),
+    (config.SmoothConfig(strength=float("nan")), "--strength nan"),
+    (config.ExportConfig(tolerance=float("nan")), "--tolerance nan"),
+    (TranslateConfig(strength=float("nan")), "--strength nan"),
+    (TrainConfig(lambda_cycle=float("-inf")), "--lambda-cycle -inf"),
+])
+def test_non_finite_numbers_are_refused(cfg, flag):
+    """nan passes every bound (each comparison is False): it gave black images with exit status 0."""
+    with pytest.raises(UserError, match=f"^{flag}: must be a finite number$"):
+        validate(cfg)

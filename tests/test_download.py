@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -100,6 +101,19 @@ def test_a_part_of_another_version_is_never_spliced(server, tmp_path):
     assert json.loads((tmp_path / CHECKSUMS).read_text())["model.bin"]["sha256"] == sha256(served)
 
 
+def test_a_server_that_ignores_if_range_never_splices_two_versions(server, tmp_path):
+    """It answers a range of the new version to a resume of the old one (206, not 200): the validators it
+    sends with it show the version changed, and the download starts over."""
+    served = server.folder / "model.bin"
+    served.write_bytes(os.urandom(50_000))
+    dest = tmp_path / "model.bin"
+    interrupted(server, "model.bin", dest, 20_000)
+    served.write_bytes(os.urandom(50_000))
+    server.ignore_if_range = True
+    download(f"{server.url}/model.bin", dest, backoff=0)
+    assert dest.read_bytes() == served.read_bytes()
+
+
 @pytest.mark.parametrize("how", ["no record", "another url", "no validators"])
 def test_a_part_of_unknown_origin_starts_over(server, tmp_path, how):
     served = server.folder / "big.bin"
@@ -171,8 +185,10 @@ def test_server_errors_are_retried_and_give_up_with_a_clear_error(server, tmp_pa
     assert len(server.requests) == 3
 
     server.fail["f.bin"] = [503] * 3
-    with pytest.raises(UserError, match="after 3 attempts"):
+    with pytest.raises(UserError, match="after 3 attempts") as error:
         download(f"{server.url}/f.bin", tmp_path / "g.bin", retries=2, backoff=0)
+    assert "to try again" in str(error.value) and "0 bytes" not in str(error.value)  # no .part was written
+    assert not (tmp_path / "g.bin.part").exists()
 
 
 def test_missing_file_fails_at_once(server, tmp_path):
@@ -332,3 +348,21 @@ def test_partial_file_that_is_already_whole(server, tmp_path):
 def test_missing_file_in_a_file_url_mirror_fails_at_once(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         download((tmp_path / "absent.pth").as_uri(), tmp_path / "cache" / "absent.pth", backoff=10)
+
+
+def test_an_archive_that_unpacks_to_far_more_than_it_holds_is_refused_before_extracting(tmp_path, monkeypatch):
+    """A zip bomb: a few KB that would unpack to gigabytes. Its declared sizes are checked first."""
+    root = tmp_path / "data"
+    root.mkdir()
+    with zipfile.ZipFile(root / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for sub in ("trainA", "trainB", "testA", "testB"):
+            zf.writestr(f"bomb/{sub}/zeros.png", bytes(4 << 20))  # 4 MB of zeros: a few KB packed
+    with pytest.raises(UserError, match="more than images compress") as error:
+        install_dataset("http://127.0.0.1:9/unused", root, "bomb")
+    assert re.search(r"\(\d+:1\)", str(error.value)) and not (root / "bomb").exists() and not list(root.glob(".bomb.*"))
+    dataset_zip(root / "small.zip", "small")
+    monkeypatch.setenv("CYCLEGAN_MAX_EXTRACT_GB", "1e-6")  # a kilobyte
+    with pytest.raises(UserError, match="more than the 1e-06 GB allowed .*CYCLEGAN_MAX_EXTRACT_GB"):
+        install_dataset("http://127.0.0.1:9/unused", root, "small")
+    monkeypatch.delenv("CYCLEGAN_MAX_EXTRACT_GB")
+    assert is_dataset(install_dataset("http://127.0.0.1:9/unused", root, "small"))

@@ -24,7 +24,7 @@ from cyclegan.errors import UserError
 from cyclegan.models import GeneratorSpec, build_generator
 from cyclegan.networks import load_network
 from cyclegan.style import vgg
-from tests.conftest import REPO
+from tests.conftest import REPO, shared_path
 
 SMALL = GeneratorSpec(ngf=4, n_blocks=1)
 OLD_KEY = "cyclegan.generator"  # what earlier releases wrote; their files keep loading
@@ -302,3 +302,75 @@ def test_a_different_inception_file_is_warned_about(tmp_path, monkeypatch, caplo
     with caplog.at_level(logging.WARNING, logger="cyclegan.metrics"):
         metrics.load_inception(tmp_path / "mine.pt")
     assert "not the standard" not in caplog.text
+
+
+def test_the_published_inception_hash_is_pinned(tmp_path, caplog):
+    """The standard file's published SHA-256 is checked: the copy in ../shared (a re-export of the same
+    network, another file) is named as one whose FID is not comparable with published figures."""
+    other = shared_path("weights", "inception-2015-12-05-fid.pt")
+    with caplog.at_level(logging.WARNING, logger="cyclegan.metrics"):
+        metrics.load_inception(other)
+    assert "not the standard FID Inception file" in caplog.text and "f58cb9b6ec32" in caplog.text
+
+
+def test_a_cached_copy_that_is_not_the_published_file_is_downloaded_again(tmp_path, monkeypatch):
+    from cyclegan.download import cached_download
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "net.pt").write_bytes(b"the published network")
+    cached = tmp_path / "cache" / "net.pt"
+    cached.parent.mkdir()
+    cached.write_bytes(b"something else")
+    with FileServer(tmp_path / "served") as server:
+        cached_download(cached, f"{server.url}/net.pt", what="net", offline="", sha256=sha256_file(
+            tmp_path / "served" / "net.pt"))
+    assert cached.read_bytes() == b"the published network"
+
+
+def test_a_pickle_that_is_not_weights_is_refused_without_advice_to_run_it(tmp_path):
+    torch.save({"net": small_state(), "extra": Path("x")}, tmp_path / "pickle.pth")  # a Python object inside
+    with pytest.raises(UserError) as error:
+        load_network(tmp_path / "pickle.pth")
+    message = one_line(error, tmp_path / "pickle.pth")
+    assert "not a weights file this tool reads" in message and "weights_only" not in message
+
+
+def style_state(n_styles: int = 1) -> dict[str, torch.Tensor]:
+    from cyclegan.style.fast import TransformerNet
+
+    torch.manual_seed(0)
+    return TransformerNet(n_styles).state_dict()
+
+
+def test_forged_style_network_metadata_is_bounded_before_it_is_used(tmp_path):
+    """n_styles 10**10 made the loader build 10**10 style names (a MemoryError traceback at 3 GB)."""
+    path = tmp_path / "style.safetensors"
+    save_file({k: v.contiguous() for k, v in style_state().items()}, str(path),
+              metadata={"cyclegan.style_net": json.dumps({"kind": "fast_style", "n_styles": 10**10})})
+    assert_refused(run_with_memory_limit("from cyclegan.networks import load_network; load_network(path)", path),
+                   path)
+    for key, spec, message in [
+        (NETWORK_KEY, {"kind": "fast_style", "n_styles": 10**10}, "n_styles=10000000000 is not a whole number"),
+        ("cyclegan.style_net", {"kind": "fast_style", "value_range": "ab"}, "value_range 'ab'"),
+        ("cyclegan.style_net", {"kind": "fast_style", "value_range": [0, 0]}, r"value_range \[0, 0\]"),
+        (NETWORK_KEY, {"kind": "fast_style", "styles": ["x" * 10**6]}, "style names"),
+        (NETWORK_KEY, {"kind": "teapot"}, "unknown network kind 'teapot'"),
+    ]:
+        save_file({k: v.contiguous() for k, v in style_state().items()}, str(path), metadata={key: json.dumps(spec)})
+        with pytest.raises(UserError, match=message) as error:
+            load_network(path)
+        one_line(error, path)
+
+
+def test_a_style_pth_claiming_more_styles_than_any_network_is_refused_before_building(tmp_path, monkeypatch):
+    """A 32 MB .pth whose first layer claims 100000 styles built a 2 GB network before refusing it."""
+    from cyclegan.style import fast
+
+    state = style_state()
+    state["in1.weight"] = torch.zeros(100_000, 32)  # 13 MB of real data
+    torch.save(state, tmp_path / "forged.pth")
+    monkeypatch.setattr(fast.TransformerNet, "__init__", lambda *a, **k: pytest.fail("built"))
+    with pytest.raises(UserError, match="100000 styles") as error:
+        load_network(tmp_path / "forged.pth")
+    one_line(error, tmp_path / "forged.pth")

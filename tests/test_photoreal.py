@@ -406,3 +406,31 @@ def test_auto_masks_label_regions_with_a_deeplabv3_file(tmp_path, monkeypatch):
     assert sorted(stylizer.style_mask[1]) == [(0, 0, 0), (255, 0, 0)]
     image, start, _ = stylizer(Image.open(write_image(tmp_path / "c.png", seed=3)))
     assert image.size == (32, 32) and start["style"] > 0
+
+
+def test_images_above_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    """A 97 KB PNG of 100 megapixels given as a mask or to `smooth` was decoded in full, then failed with a
+    traceback allocating gigabytes: the style commands refuse such images from their header."""
+    big = write_image(tmp_path / "big.png", size=(40, 40), seed=1)  # over the limit set below, under twice it
+    small = write_image(tmp_path / "small.png", size=(16, 16), seed=2)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    with pytest.raises(UserError, match=r"--content-mask '.*big.png' is too large: 40×40 pixels .* scale it down"):
+        M.load_mask(big, None, "--content-mask")
+    monkeypatch.undo()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    result = runner.invoke(app, ["smooth", str(big), str(small), str(tmp_path / "out.png"), "--device", "cpu"])
+    assert result.exit_code == 2 and "scale it down" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_seg_weights_that_are_not_deeplabv3_are_refused(tmp_path):
+    """Any PyTorch file passed as --seg-weights loaded with strict=False: DeepLabV3 then ran on random
+    weights, silently. The VGG19 file and a generator are refused, naming what does not fit."""
+    torch.save(vgg.vgg19_features(widths=(4, 8, 8, 8, 8)).state_dict(), tmp_path / "vgg.pth")
+    from cyclegan.models import GeneratorSpec, build_generator
+
+    torch.save(build_generator(GeneratorSpec(ngf=4, n_blocks=1)).state_dict(), tmp_path / "generator.pth")
+    for name in ("vgg.pth", "generator.pth"):
+        with pytest.raises(UserError, match=f"--seg-weights .*{name}' is not torchvision's DeepLabV3 .* lacks"):
+            M.load_segmenter(tmp_path / name)

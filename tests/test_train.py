@@ -186,3 +186,39 @@ def test_preprocess_none_with_domains_of_different_sizes(tmp_path):
     result = train_cli(*common, "--name", "batched", "--batch-size", "2", ok=False)
     assert result.exit_code == 2 and "--preprocess none" in result.output and "--batch-size 1" in result.output
     assert not (tmp_path / "batched").exists()
+
+
+def test_images_too_small_for_the_network_are_skipped_naming_them(tmp_path, caplog):
+    """With --preprocess none a 1×1 image reaches the network as it is: it ended in a traceback from the
+    instance norm that named no file. It is skipped with a warning naming it, as an unreadable file is."""
+    a = make_folder(tmp_path / "A", 2, size=(32, 24))
+    write_image(a / "dot.png", size=(1, 1))
+    b = make_folder(tmp_path / "B", 2, size=(28, 32), seed=5)
+    train_cli("--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path), "--max-steps", "3",
+              "--wandb-mode", "disabled", "--preprocess", "none", *TINY)
+    warnings = [r.getMessage() for r in caplog.records if "dot.png" in r.getMessage()]
+    assert len(warnings) == 1 and "1×1 pixels, smaller than the 8 a side" in warnings[0]
+    assert load_state(tmp_path / "cyclegan" / "latest.pt")["step"] == 3
+
+
+def test_a_folder_with_nothing_usable_stops_before_the_run_folder_saying_why(tmp_path):
+    a = tmp_path / "A"
+    a.mkdir()
+    for name in ("x.png", "y.jpg"):
+        (a / name).write_bytes(b"not an image")
+    b = make_folder(tmp_path / "B", 2, seed=5)
+    result = train_cli("--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path / "runs"),
+                       "--wandb-mode", "disabled", *TINY, ok=False)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no image of the domain A folder can be trained on" in text
+    assert "x.png: UnidentifiedImageError" in text and "y.jpg: UnidentifiedImageError" in text
+    assert not (tmp_path / "runs").exists()  # no untrained checkpoint, no run folder
+
+
+def test_a_crop_larger_than_the_images_is_said_once(tmp_path, caplog):
+    a = make_folder(tmp_path / "A", 2, size=(24, 24))
+    b = make_folder(tmp_path / "B", 2, size=(40, 40), seed=5)
+    train_cli("--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path), "--max-steps", "4",
+              "--wandb-mode", "disabled", "--preprocess", "crop", *TINY)
+    warnings = [r.getMessage() for r in caplog.records if "pads" in r.getMessage()]
+    assert len(warnings) == 1 and "24×24" in warnings[0] and "--image-size 32" in warnings[0]

@@ -37,7 +37,7 @@ from torchvision.utils import make_grid
 from ..catalog import adain_weights
 from ..checkpoint import read_state_dict
 from ..config import StyleTrainConfig
-from ..data import Augment, EpochBatches, UnpairedDataset, collate, data_loader, image_folder, sample_seed
+from ..data import Augment, EpochBatches, UnpairedDataset, collate, data_loader, first_usable, image_folder, sample_seed
 from ..errors import UserError
 from ..run import StepRun
 
@@ -271,6 +271,8 @@ class DecoderRun(StepRun):
     def inputs(cls, cfg: StyleTrainConfig, device, precision, main) -> dict:
         content = image_folder(cfg.content, "content folder")
         styles = image_folder(cfg.style_dir, "style folder")
+        first_usable(content, "content folder")
+        first_usable(styles, "style folder")
         # the published encoder, downloaded once (after the folders are found: a typo costs no download)
         return {"content": content, "styles": styles, "encoder": load_encoder(cfg.vgg_weights or adain_weights("vgg"))}
 

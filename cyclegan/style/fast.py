@@ -38,7 +38,7 @@ from torchvision.utils import make_grid
 
 from ..checkpoint import load_state
 from ..config import StyleTrainConfig
-from ..data import EpochBatches, data_loader, image_folder, load_image, sample_seed, uint8_tensor
+from ..data import EpochBatches, data_loader, first_usable, image_folder, load_image, sample_seed, uint8_tensor
 from ..errors import UserError
 from ..run import STATE_FILE, StepRun
 from .images import read_image, resize_long_side, to_tensor
@@ -118,9 +118,11 @@ class CondInstanceNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
-        gamma = (mix @ self.weight.view(-1, c)).view(1, c, 1, 1)  # [n_styles] @ [n_styles, C]
-        beta = (mix @ self.bias.view(-1, c)).view(1, c, 1, 1)
-        return torch.addcmul(beta, self.norm(x), gamma).to(x.dtype)
+        gamma = mix @ self.weight.view(-1, c)  # [n_styles] @ [n_styles, C]
+        beta = mix @ self.bias.view(-1, c)
+        if type(self.norm) is nn.InstanceNorm2d:  # its own statistics: one fused kernel, as pytorch/examples
+            return F.instance_norm(x, weight=gamma.to(x.dtype), bias=beta.to(x.dtype), eps=self.norm.eps)
+        return torch.addcmul(beta.view(1, c, 1, 1), self.norm(x), gamma.view(1, c, 1, 1))  # given statistics
 
 
 class ConvLayer(nn.Module):
@@ -359,7 +361,9 @@ class FastStyleRun(StepRun):
 
     @classmethod
     def inputs(cls, cfg: StyleTrainConfig, device, precision, main) -> list[Path]:
-        return image_folder(cfg.content, "content folder")
+        files = image_folder(cfg.content, "content folder")
+        first_usable(files, "content folder")
+        return files
 
     def __init__(self, cfg: StyleTrainConfig, folder, files: list[Path], world, device: torch.device,
                  precision: str):

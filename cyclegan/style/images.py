@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..data import load_image, uint8_tensor
+from ..data import ImageTooLarge, load_image, uint8_tensor
 from ..errors import UserError
 from ..outputs import write_image
 
@@ -20,12 +20,16 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the Y of YIQ/YUV/YCbCr
 
 
 def read_image(path: str | Path, what: str, max_side: int | None = None) -> Image.Image:
-    """An image file the user named (a style image, a mask, a photo to recolour) as RGB, or a one-line
-    ``UserError`` saying ``what`` it was and why it cannot be read."""
+    """An image file the user named (a content or style image, a mask, a photo to recolour) as RGB, or a
+    one-line ``UserError`` saying ``what`` it was and why it cannot be read. The style methods work on the
+    whole image at once, so one above PIL's decompression-bomb limit (89 megapixels) is refused before it
+    is decoded (``data.load_image``'s size policy)."""
     if not Path(path).is_file():
         raise UserError(f"{what} {str(path)!r} does not exist")
     try:
-        return load_image(path, max_side=max_side)[0]
+        return load_image(path, max_side=max_side, max_pixels=Image.MAX_IMAGE_PIXELS)[0]
+    except (ImageTooLarge, Image.DecompressionBombError) as e:
+        raise UserError(f"{what} {str(path)!r} is too large: {e}") from None
     except Exception as e:  # PIL raises a zoo of types for broken files
         raise UserError(f"{what} {str(path)!r} is unreadable ({type(e).__name__}: {e})") from None
 
