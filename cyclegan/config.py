@@ -357,6 +357,8 @@ class TranslateConfig:
     style_mix: str | None = opt(None, "A multi-style network: mix its styles, e.g. 0:0.5,2:0.5 (by index or "
                                 "name; weights are normalised). AdaIN: mix style images, e.g. a.jpg:0.6,b.jpg:0.4.")
     style: str | None = opt(None, cli=False)  # --style: a multi-style network's style, or AdaIN's style image
+    vgg_weights: str | None = opt(None, "AdaIN: its encoder, vgg_normalised.pth (default: the one its run trained "
+                                  "with, else the published file, downloaded once).")
 
 @dataclass
 class EvalConfig:
@@ -406,6 +408,7 @@ class ExportConfig:
     style: str | None = opt(None, "The style the export paints: a multi-style network's, by index or name; "
                             "AdaIN's, a style image.")
     style_mix: str | None = opt(None, "A mixture of styles to export, as translate --style-mix.")
+    vgg_weights: str | None = opt(None, "AdaIN: its encoder, as translate --vgg-weights.")
 
     def problems(self) -> Iterator[str]:
         if self.output and Path(self.output).suffix.lower() not in (".onnx", ".pt2"):
@@ -498,8 +501,9 @@ class StylizeConfig:
     # photorealistic and guided transfer (gatys)
     photoreal: bool = opt(False, "Photographic style (Luan et al.'s Deep Photo Style Transfer): the output stays "
                           "locally an affine recolouring of the content.")
-    photoreal_weight: float = opt(1e4, "Weight λ of the photorealism regulariser (--photoreal), as in Luan et al.'s "
-                                  "code: λ/2·Σ VᵀLV with V in [0, 1].", min=0)
+    photoreal_weight: float = opt(3e-3, "Weight λ of the photorealism regulariser (--photoreal): λ/2·Σ VᵀLV with V "
+                                  "in [0, 1], beside the relative content and style terms (more: cleaner and closer "
+                                  "to the photo's colours; less: more of the reference's look).", min=0)
     content_mask: str | None = opt(None, "Colour-coded segmentation of the content image (each flat colour a "
                                    "region; PNG); with --style-mask, each region takes the style of the same colour.")
     style_mask: str | None = opt(None, "Colour-coded segmentation of the style image, colours as in --content-mask.")

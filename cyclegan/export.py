@@ -200,7 +200,7 @@ def export_model(cfg: ExportConfig) -> Exported:
         require_onnx()
     # fp32 on the CPU: the reference every runtime is compared with, and what exporters trace best
     translator = load_translator(cfg.checkpoint, cfg.direction, device="cpu", precision="fp32",
-                                 channels_last=False, style=cfg.style, style_mix=cfg.style_mix)
+                                 channels_last=False, style=cfg.style, style_mix=cfg.style_mix, encoder=cfg.vgg_weights)
     net = translator.base
     checks: list[Check] = []
 

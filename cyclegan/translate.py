@@ -194,12 +194,13 @@ class Translator:
 def load_translator(checkpoint: str | Path, direction: str = "AtoB", device: str | torch.device = "auto",
                     precision: str = "auto", channels_last: bool = True, compile: bool = False,
                     tile: int | None = None, strength: float = 1.0, preserve_color: bool = False,
-                    style: str | None = None, style_mix: str | None = None) -> Translator:
+                    style: str | None = None, style_mix: str | None = None, encoder: str | None = None) -> Translator:
     """A ``Translator`` for any network ``networks.load_network`` reads: a run folder (``G_AB``/``G_BA`` by
     ``direction``), an export, a ``.pth`` of the original release or of pytorch/examples, an AdaIN decoder;
-    a multi-style network paints ``style`` or ``style_mix``, AdaIN the style image(s) they name."""
+    a multi-style network paints ``style`` or ``style_mix``, AdaIN the style image(s) they name (with the
+    ``encoder`` file's encoder)."""
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    net, spec = load_network(checkpoint, direction, device)
+    net, spec = load_network(checkpoint, direction, device, encoder)
     chosen = choose_style(net, spec, style, style_mix)
     translator = Translator(net, spec, device, precision, channels_last=channels_last, compile=compile, tile=tile,
                             strength=strength, preserve_color=preserve_color)
@@ -215,21 +216,29 @@ def stylize_adain(cfg: StylizeConfig) -> Summary:
     --size); content images to ``--size``, or kept at their own size; videos keep their size.
     """
     validate(cfg)
-    side = max(ADAIN_MIN_SIZE, round((cfg.size or DEFAULT_STYLE_SIDE) * cfg.style_scale))
-    styles = [to_tensor(resize_long_side(read_image(p, "style image", max_side=side), side)) for p in cfg.styles]
+    side = adain_style_side(cfg)
+    styles = [read_image(p, "style image", max_side=side) for p in cfg.styles]  # before any download
     tcfg = TranslateConfig(checkpoint=cfg.decoder_weights or "", input=cfg.content, output=cfg.output,
                            overwrite=cfg.overwrite, size=cfg.size, batch_size=cfg.batch_size, device=cfg.device,
                            precision=cfg.precision, preserve_color=cfg.preserve_color,
                            temporal_smoothing=cfg.temporal_smoothing)
+    return translate_folder(tcfg, lambda: adain_translator(cfg, styles))  # loaded after the plan: a clash of
+    # outputs costs no download
 
-    def load() -> Translator:  # after the plan: a clash of outputs costs no download
-        device = resolve_device(cfg.device)
-        net, spec = load_adain(cfg.decoder_weights, cfg.vgg_weights, device)
-        net.alpha = cfg.alpha
-        net.set_style(styles, cfg.style_blend or [1.0] * len(styles))
-        return Translator(net, spec, device, cfg.precision, tcfg.channels_last, preserve_color=cfg.preserve_color)
 
-    return translate_folder(tcfg, load)
+def adain_style_side(cfg: StylizeConfig) -> int:
+    return max(ADAIN_MIN_SIZE, round((cfg.size or DEFAULT_STYLE_SIDE) * cfg.style_scale))
+
+
+def adain_translator(cfg: StylizeConfig, styles: list[Image.Image]) -> Translator:
+    """The AdaIN network of ``cfg``'s files (``--decoder-weights``, ``--vgg-weights``), with its ``--alpha``,
+    painting ``styles`` (PIL images, scaled to ``adain_style_side``) mixed by ``--style-blend``."""
+    device = resolve_device(cfg.device)
+    net, spec = load_adain(cfg.decoder_weights, cfg.vgg_weights, device)
+    net.alpha = cfg.alpha
+    side = adain_style_side(cfg)
+    net.set_style([to_tensor(resize_long_side(img, side)) for img in styles], cfg.style_blend or [1.0] * len(styles))
+    return Translator(net, spec, device, cfg.precision, preserve_color=cfg.preserve_color)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -369,7 +378,7 @@ def translate_folder(cfg: TranslateConfig, translator: Translator | Callable[[],
         translator = load_translator(cfg.checkpoint, cfg.direction, cfg.device, cfg.precision,
                                      channels_last=cfg.channels_last, compile=cfg.compile, tile=cfg.tile,
                                      strength=cfg.strength, preserve_color=cfg.preserve_color, style=cfg.style,
-                                     style_mix=cfg.style_mix)
+                                     style_mix=cfg.style_mix, encoder=cfg.vgg_weights)
     elif not isinstance(translator, Translator):
         translator = translator()
     video = [is_video(src) for src, _ in jobs]

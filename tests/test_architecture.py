@@ -47,7 +47,11 @@ def _is_module(name: str) -> bool:
 
 
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
-GRAPH = {name: {m for m, _, _ in imports(path) if m in MODULES and m != name} for name, path in MODULES.items()}
+# ``cyclegan.load`` and ``cyclegan.stylize`` import the API when first used (``__init__.__getattr__``), so the
+# package's face is no edge: modules below the API import ``__version__`` from it.
+LAZY_FACE = ("cyclegan", "cyclegan.api")
+GRAPH = {name: {m for m, _, _ in imports(path) if m in MODULES and m != name and (name, m) != LAZY_FACE}
+         for name, path in MODULES.items()}
 
 
 def test_no_import_circles():
@@ -94,7 +98,7 @@ def test_function_level_imports_are_heavy_libraries_with_a_reason():
             continue
         lines = path.read_text().splitlines()
         for module, line, nested in imports(path):
-            if not nested:
+            if not nested or (name, module) == LAZY_FACE:  # the API, when first used
                 continue
             assert module.split(".")[0] in LAZY, f"{path.name}:{line} imports {module} inside a function"
             said = " ".join(lines[max(0, line - 4):line])  # on the line, or above its group of imports

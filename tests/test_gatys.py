@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import shutil
@@ -400,3 +401,53 @@ def test_every_vgg_term_is_the_same_for_any_scale_of_the_activations():
     assert min(plain[t] for t in ("content", "style", "histogram", "regions")) > 0
     for term in ("content", "style", "histogram", "regions"):
         torch.testing.assert_close(other[term], plain[term], rtol=2e-3, atol=0)
+
+
+# --- the default weights keep the photo's layout and move its colours (real images, the real VGG19) ----------
+
+
+def yosemite_pair(size: int) -> tuple[StylizeConfig, Image.Image]:
+    """A misty forest with a waterfall (content) and a lake below snowy peaks (style): photographs of very
+    different layouts, where too much style puts the lake into the forest."""
+    root = shared_path("datasets", "summer2winter_yosemite_mini")
+    cfg = StylizeConfig(content="", styles=[str(root / "testB" / "inputB_0_56.jpg")], output="", size=size,
+                        vgg_weights=str(shared_path("weights", "vgg19_features.pth")), device="cpu")
+    return cfg, load_image(root / "testA" / "inputA_0_6.jpg")[0]
+
+
+def content_and_colour(cfg: StylizeConfig, photo: Image.Image, image: Image.Image) -> tuple[float, float]:
+    """The output's conv4_2 distance to its photo over its distance to the style image (below 1: the photo's
+    layout), and the distance of its mean colour to the style's over the photo's (below 1: towards it)."""
+    style = images.resize_long_side(load_image(cfg.styles[0])[0], cfg.size)
+    photo = images.resize_long_side(photo, cfg.size)
+    ex = vgg.VGGFeatures(vgg.load_vgg19(cfg.vgg_weights, ["conv4_2"]), ["conv4_2"])
+    with torch.no_grad():
+        out, own = ex(images.to_tensor(image))["conv4_2"], ex(images.to_tensor(photo))["conv4_2"]
+        other = ex(images.to_tensor(style.resize(photo.size)))["conv4_2"]
+    layout = (vgg.relative_mse(out, own) / vgg.relative_mse(out, other)).item()
+    mean = {k: np.asarray(img, np.float64).reshape(-1, 3).mean(0) for k, img in
+            {"out": image, "photo": photo, "style": style}.items()}
+    colour = np.linalg.norm(mean["out"] - mean["style"]) / np.linalg.norm(mean["photo"] - mean["style"])
+    return layout, float(colour)
+
+
+@pytest.mark.slow  # about 30 s on a 2-core CPU
+def test_the_defaults_keep_the_photos_layout():
+    """With the raw weights of the PyTorch tutorial on this VGG19 (Caffe-scale activations) the content
+    term did not count: at 96 px the output took the style photo's layout after 30 steps, and at 256 px
+    it was nearly as close to the style photo as to its own (0.83)."""
+    cfg, photo = yosemite_pair(96)
+    image, start, end = gatys.Stylizer(dataclasses.replace(cfg, steps=30), torch.device("cpu"))(photo)
+    layout, _ = content_and_colour(cfg, photo, image)
+    assert end["style"] < 0.6 * start["style"]  # the style did move
+    assert layout < 0.5, layout
+
+
+@pytest.mark.slow  # about a minute on a 2-core CPU
+def test_photoreal_moves_the_colours_towards_the_reference():
+    """Before the terms were relative, --photoreal's output ended farther from the reference's mean colour
+    than the photo itself (1.18 of its distance at 256 px), the regulariser outweighing the style."""
+    cfg, photo = yosemite_pair(96)
+    image, _, _ = gatys.Stylizer(dataclasses.replace(cfg, steps=120, photoreal=True), torch.device("cpu"))(photo)
+    layout, colour = content_and_colour(cfg, photo, image)
+    assert colour < 0.85 and layout < 0.5, (colour, layout)

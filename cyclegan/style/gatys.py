@@ -194,12 +194,15 @@ def optimize(objective: Objective, init: torch.Tensor, steps: int, optimizer: st
 class Stylizer:
     """What stays fixed across content images: the network, the style images and their Gram targets."""
 
-    def __init__(self, cfg: StylizeConfig, device: torch.device, features: nn.Sequential | None = None):
+    def __init__(self, cfg: StylizeConfig, device: torch.device, features: nn.Sequential | None = None,
+                 style_images: list | None = None):
         validate(cfg)
         self.cfg, self.device = cfg, device
         self.blend = cfg.style_blend or [1.0] * len(cfg.styles)
         style_size = max(1, round(cfg.size * cfg.style_scale))
-        images = [resize_long_side(read_image(p, "style image"), style_size) for p in cfg.styles]
+        if style_images is None:  # the files cfg.styles names (the API passes PIL images instead)
+            style_images = [read_image(p, "style image") for p in cfg.styles]
+        images = [resize_long_side(img, style_size) for img in style_images]
         self.style_tensors = [to_tensor(img, device) for img in images]
         for path, style in zip(cfg.styles, self.style_tensors, strict=True):
             self._check_side(style, f"style image {path!r}", "--style-scale or --size")
