@@ -141,11 +141,14 @@ def read_torch_file(path: str | Path, what: str = "weights file"):
             warnings.simplefilter("ignore", UserWarning)
             # Old files (the original release's pretrained models) predate the zip format and cannot be mapped.
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except pickle.UnpicklingError:  # torch's message advises weights_only=False: running the file's code
-        raise UserError(f"{what} {str(path)!r} holds Python objects, not only tensors: it is not a weights file "
-                        "this tool reads (files are read without running any code they hold)") from None
     except Exception as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if isinstance(e, pickle.UnpicklingError) and "WeightsUnpickler error:" in str(e):
+            # torch advises weights_only=False here: that would run whatever code the file holds
+            detail = str(e).split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+            detail = detail.split(" was not an allowed global")[0].split(". ")[0].rstrip(".")  # not torch's advice
+            raise UserError(f"{what} {str(path)!r} is not a weights file this tool reads ({detail[:160]}): files "
+                            "are read without running any code they hold") from None
         raise UserError(f"{what} {str(path)!r} cannot be read as a PyTorch file ({type(e).__name__}: "
                         f"{message[:200]})") from None
     check_tensor_sizes(obj, f"{what} {str(path)!r}")

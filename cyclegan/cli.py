@@ -526,5 +526,22 @@ def smooth(
     err_console.print(Text(f"wrote {smooth_file(cfg)}"), soft_wrap=True)
 
 
+@app.command()
+@user_errors
+@config_options(config.UiConfig)
+def ui(*, cfg: config.UiConfig) -> None:
+    """A local web page: translate images and videos, stylise photos (Gatys with a live preview, AdaIN, fast
+    networks), convert folders, with progress and a stop button.
+
+    Needs the ui extra: pip install -e '.\\[ui]' (Gradio). The page listens on 127.0.0.1 (this machine only)
+    unless --host or --share says otherwise.
+    """
+    try:
+        from .ui import serve  # the optional Gradio, only for this command
+    except ImportError as e:
+        raise UserError(f"cyclegan ui needs the ui extra ({e.name} is missing): pip install -e '.[ui]'") from None
+    serve(cfg)
+
+
 if __name__ == "__main__":
     app()

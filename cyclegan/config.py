@@ -619,3 +619,16 @@ class SmoothConfig:
                      "flattens the contrast a little.", check=positive)
     size: int | None = opt(None, "Long side in pixels to work at (default: STYLIZED's size).", min=3)
     device: str = opt("auto", DEVICE_HELP, check=device_name)
+
+
+@dataclass
+class UiConfig:
+    """Options of ``cyclegan ui``: the local web page."""
+
+    host: str = opt("127.0.0.1", "Address to listen on: 127.0.0.1 keeps the page on this machine; 0.0.0.0 opens "
+                    "it to the network.")
+    port: int = opt(7860, "Port of the page.", min=1, max=65535)
+    share: bool = opt(False, "Also publish the page through a temporary public gradio.live link (anyone with the "
+                      "link can use this machine's files and GPU through it).")
+    device: str = opt("auto", DEVICE_HELP, check=device_name)
+    precision: Precision = opt("auto", PRECISION_HELP)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
@@ -63,6 +65,9 @@ class _Bar(Progress):
         self._maybe_log(task_id)
 
     def _maybe_log(self, task_id: TaskID) -> None:
+        task = self._tasks[task_id]
+        for listener in _listeners:
+            listener(task.description, task.completed, task.total)
         if not self._log_lines:
             return
         task = self._tasks[task_id]
@@ -74,6 +79,20 @@ class _Bar(Progress):
         done = f"{task.completed:g}/{task.total:g}" if task.total else f"{task.completed:g}"
         extra = " ".join(str(task.fields[f]) for f in self._fields if task.fields.get(f))
         log.info("%s: %s %s %s", task.description, done, task.fields.get("unit", self._unit), extra)
+
+
+_listeners: list[Callable[[str, float, float | None], None]] = []
+
+
+@contextmanager
+def listening(listener: Callable[[str, float, float | None], None]) -> Iterator[None]:
+    """Call ``listener(description, done, total)`` at every step of every progress bar while inside: the
+    web app shows a model's download, a folder's progress, in the page."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
 
 
 def progress_bar(*fields: str, unit: str = "images", transfer: bool = False, disable: bool = False,

@@ -113,13 +113,20 @@ class _NonFinite(_Stop):
     """The loss or its gradient is NaN or infinite at the current image."""
 
 
+class Stopped(_Stop):
+    """Raised by an ``on_step`` or ``on_image`` callback to end the optimisation early (a stop button): the
+    best image so far is the result."""
+
+
 def optimize(objective: Objective, init: torch.Tensor, steps: int, optimizer: str = "lbfgs", lr: float = 0.02,
-             on_step: Callable[[dict[str, float]], None] | None = None
+             on_step: Callable[[dict[str, float]], None] | None = None,
+             on_image: Callable[[torch.Tensor], None] | None = None
              ) -> tuple[torch.Tensor, dict[str, float], dict[str, float]]:
     """Optimise the image from ``init`` for ``steps`` loss evaluations.
 
     Returns the best image seen, clamped to [0, 1], and the (weighted) losses at the start and at the
-    end. ``on_step`` receives the losses after each evaluation. Should the loss stop being finite,
+    end. ``on_step`` receives the losses after each evaluation, ``on_image`` the image evaluated (a live
+    preview); either may raise ``Stopped`` to end early. Should the loss stop being finite,
     L-BFGS hands over to Adam from the best image so far; if Adam meets a non-finite loss too, a
     RuntimeError says so: a NaN image is never returned.
     """
@@ -147,16 +154,20 @@ def optimize(objective: Objective, init: torch.Tensor, steps: int, optimizer: st
         # out that the loss overflowed to inf and then NaN.
         scaled = losses["total"] / (start["total"] or 1.0)
         scaled.backward()
+        finite = math.isfinite(values["total"]) and bool(torch.isfinite(x.grad).all())
+        if finite and values["total"] < best["total"]:
+            best.update(total=values["total"], x=x.detach().clone())
         if on_step:
             on_step(values)
-        if not (math.isfinite(values["total"]) and bool(torch.isfinite(x.grad).all())):
+        if not finite:
             raise _NonFinite
-        if values["total"] < best["total"]:
-            best.update(total=values["total"], x=x.detach().clone())
+        if on_image:
+            on_image(x.detach())
         return scaled
 
     def run(name: str) -> bool:
         """Optimise ``x`` with one optimiser until the budget is spent; False if the loss went non-finite."""
+        nonlocal evals
         try:
             if name == "lbfgs":
                 # One evaluation per iteration (no line search), as in the reference implementations.
@@ -170,6 +181,8 @@ def optimize(objective: Objective, init: torch.Tensor, steps: int, optimizer: st
                 opt.step(closure)
         except _NonFinite:
             return False
+        except Stopped:
+            evals = steps  # asked to stop: no second optimiser, the best image so far
         except _Stop:
             pass
         return True
@@ -231,8 +244,10 @@ class Stylizer:
     def _grams(self, styles: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         return style_targets(self.extractor, styles, self.blend, self.cfg.style_layers)
 
-    def __call__(self, content, on_step: Callable[[dict[str, float]], None] | None = None):
-        """Stylise one PIL image; returns ``(output PIL image, start losses, end losses)``."""
+    def __call__(self, content, on_step: Callable[[dict[str, float]], None] | None = None,
+                 on_image: Callable[[torch.Tensor], None] | None = None):
+        """Stylise one PIL image; returns ``(output PIL image, start losses, end losses)``. The callbacks
+        are ``optimize``'s."""
         cfg = self.cfg
         content = resize_long_side(content.convert("RGB"), cfg.size)
         x = to_tensor(content, self.device)
@@ -253,7 +268,7 @@ class Stylizer:
         # without it, then 1000 with it; at a few hundred steps the first stage's painterly texture
         # outlives the second, while the one stage stays clean.
         out, start, end = optimize(self._objective(content, x, styles, grams), init, cfg.steps, cfg.optimizer,
-                                   cfg.lr, on_step)
+                                   cfg.lr, on_step, on_image)
         image = to_image(out)
         return (preserve_color(image, content) if cfg.preserve_color else image), start, end
 

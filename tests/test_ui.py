@@ -1,0 +1,136 @@
+"""The web page (``cyclegan ui``), driven in a real headless browser: what it shows is the command line's
+output, pixel for pixel. Needs the ui extra, Selenium and Debian's chromium and chromium-driver (``.ci/run``
+installs them); skipped, saying why, where they cannot be had."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cyclegan.cli import app
+from tests.conftest import shared_path, write_image
+from tests.test_fast_style import published_layout_file
+
+gradio = pytest.importorskip("gradio", reason="the ui extra is not installed: pip install -e '.[ui]'")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[dev]'")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or ""
+runner = CliRunner()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page():
+    from cyclegan.config import UiConfig
+    from cyclegan.ui import serve
+
+    app_, url = serve(UiConfig(port=free_port(), device="cpu", precision="fp32"), block=False)
+    yield url
+    app_.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (Path(CHROMIUM).is_file() and DRIVER):
+        pytest.skip("no chromium/chromedriver: apt-get install -y chromium chromium-driver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+                "--window-size=1280,1600", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def find(driver, css: str, timeout: float = 60):
+    return WebDriverWait(driver, timeout).until(lambda d: d.find_element(By.CSS_SELECTOR, css))
+
+
+def choose(driver, group: str, value: str) -> None:
+    for label in driver.find_elements(By.CSS_SELECTOR, f"#{group} label"):
+        if label.text.strip() == value:
+            label.click()
+            return
+    raise AssertionError(f"no {value!r} in #{group}")
+
+
+def type_into(driver, css: str, text: str) -> None:
+    box = find(driver, f"{css} textarea, {css} input")
+    box.clear()
+    box.send_keys(text)
+
+
+def shown_image(driver, css: str, after: str | None = None, timeout: float = 120) -> np.ndarray:
+    """The pixels of the image the page shows in ``css`` (fetched from the page's own URL)."""
+    def src(d):
+        images = d.find_elements(By.CSS_SELECTOR, f"{css} img")
+        value = images[0].get_attribute("src") if images else None
+        return value if value and value != after else None
+
+    url = WebDriverWait(driver, timeout).until(src)
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB")), url
+
+
+def translate_in_page(driver, url: str, photo: Path, model: Path, after: str | None = None):
+    driver.get(url)
+    find(driver, "#translate-input input[type=file]").send_keys(str(photo))
+    find(driver, "#translate-input img")  # the upload arrived
+    choose(driver, "translate-source", "path")
+    type_into(driver, "#translate-path", str(model))
+    find(driver, "#translate-run").click()
+    return shown_image(driver, "#translate-output", after)
+
+
+def cli_output(model: Path, photo: Path, out: Path) -> np.ndarray:
+    result = runner.invoke(app, ["translate", str(model), str(photo), str(out), "--device", "cpu", "--precision",
+                                 "fp32", "--workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def test_the_page_translates_as_the_command_line_does(page, browser, tmp_path):
+    photo = write_image(tmp_path / "photo.png", size=(45, 37), seed=1)
+    generator = shared_path("fixtures", "reference_generator")
+    shown, first = translate_in_page(browser, page, photo, generator)
+    assert np.array_equal(shown, cli_output(generator, photo, tmp_path / "cli.png"))
+    assert "cyclegan" in browser.title
+    # a fast style network made here, through the same page
+    published_layout_file(tmp_path / "mosaic.pth")
+    shown, _ = translate_in_page(browser, page, photo, tmp_path / "mosaic.pth", after=first)
+    assert np.array_equal(shown, cli_output(tmp_path / "mosaic.pth", photo, tmp_path / "cli_style.png"))
+
+
+def test_a_bad_model_is_the_command_lines_message_in_the_page(page, browser, tmp_path):
+    photo = write_image(tmp_path / "photo.png", size=(32, 32), seed=2)
+    (tmp_path / "forged.pth").write_bytes(b"not a model")
+    browser.get(page)
+    find(browser, "#translate-input input[type=file]").send_keys(str(photo))
+    find(browser, "#translate-input img")
+    choose(browser, "translate-source", "path")
+    type_into(browser, "#translate-path", str(tmp_path / "forged.pth"))
+    find(browser, "#translate-run").click()
+    deadline = time.time() + 60
+    while time.time() < deadline and "is not a weights file this tool reads" not in browser.page_source:
+        time.sleep(0.5)
+    assert "is not a weights file this tool reads" in browser.page_source and "Traceback" not in browser.page_source
