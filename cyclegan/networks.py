@@ -194,6 +194,12 @@ def load_adain(decoder: str | Path | None, encoder: str | Path | None = None,
     return build_network(spec, state, device, encoder)
 
 
+def style_names(source: str | Path) -> list[str]:
+    """The names of a multi-style network's styles (none for a network of one style or of another kind)."""
+    spec, _ = read_network(network_file(source))
+    return list(spec.styles) if isinstance(spec, FastStyleSpec) and spec.n_styles > 1 else []
+
+
 def style_choice(style: str | None, style_mix: str | None) -> tuple[str, list[tuple[str, float]]] | None:
     """``--style X`` or ``--style-mix X:w,Y:w`` as ``(the option, [(X, weight), ...])``; None for neither."""
     if style and style_mix:

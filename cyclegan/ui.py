@@ -29,6 +29,7 @@ from . import api
 from .catalog import FAST_STYLE_MODELS, PRESETS, PRETRAINED, STYLES, translate_model
 from .config import StylizeConfig, TranslateConfig, UiConfig, validate
 from .errors import UserError
+from .networks import style_names
 from .progress import listening
 from .runtime import resolve_device
 from .style.gatys import Stopped, Stylizer
@@ -155,15 +156,23 @@ def translate_tab(session: Session) -> None:
             video_out = gr.Video(label="output video", interactive=False)
     models = model_choice("translate")
     options = network_options()
+    names = gr.State([])  # the styles of a multi-style network chosen by path or upload: one slider each
     with gr.Row():
         run = gr.Button("Translate", variant="primary", elem_id="translate-run")
         stop = gr.Button("Stop")
     download = gr.File(label="download", elem_id="translate-download")
+    kind, path, upload = models[0], models[4], models[5]
+    for changed in (kind.change, path.submit, path.blur, upload.change):
+        changed(styles_of, [kind, path, upload], names)
 
     @page_errors
     def translate(image, video, kind, preset, painter, pretrained, path, upload, direction, style, style_mix,
-                  strength, preserve, tile, progress=gr.Progress()):
+                  strength, preserve, tile, *weights, progress=gr.Progress()):
         source, direction = model_source(kind, preset, painter, pretrained, path, upload, direction)
+        if weights and not (style or style_mix):  # the sliders of a multi-style network
+            if not any(weights):
+                raise UserError("every style's weight is 0: give one style some weight")
+            style_mix = ",".join(f"{i}:{w:g}" for i, w in enumerate(weights) if w)
         options = {"style": style or None, "style_mix": style_mix or None, "strength": strength,
                    "preserve_color": preserve, "tile": int(tile) or None}
         with progress_into(progress):
@@ -176,9 +185,22 @@ def translate_tab(session: Session) -> None:
             save_image(session.network(source, direction)(photo, **options), out)
         return str(out), str(out), None
 
-    event = run.click(translate, [image, video, *models, *options], [output, download, video_out],
-                      concurrency_id=JOB)
-    stop.click(None, cancels=[event])
+    @gr.render(inputs=names)
+    def style_sliders(styles: list[str]):  # the run button's inputs include the sliders shown now
+        sliders = [gr.Slider(0, 1, value=1.0 if i == 0 else 0.0, step=0.05, label=f"style {i}: {name}")
+                   for i, name in enumerate(styles)]
+        event = run.click(translate, [image, video, *models, *options, *sliders], [output, download, video_out],
+                          concurrency_id=JOB)
+        stop.click(None, cancels=[event])
+
+
+def styles_of(kind: str, path: str, upload: str | None) -> list[str]:
+    """The style names of a multi-style network given by path or upload (none for any other model)."""
+    source = path.strip() if kind == "path" else upload if kind == "upload" else None
+    try:
+        return style_names(source) if source else []
+    except UserError:  # said when it runs
+        return []
 
 
 def translate_video(session: Session, video: str, source: str, direction: str, options: dict) -> tuple:

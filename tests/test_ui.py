@@ -134,3 +134,42 @@ def test_a_bad_model_is_the_command_lines_message_in_the_page(page, browser, tmp
     while time.time() < deadline and "is not a weights file this tool reads" not in browser.page_source:
         time.sleep(0.5)
     assert "is not a weights file this tool reads" in browser.page_source and "Traceback" not in browser.page_source
+
+
+TYPE_NUMBER = ("const [box, value] = arguments; box.value = value;"
+               "for (const kind of ['input', 'change']) box.dispatchEvent(new Event(kind, {bubbles: true}));")
+
+
+def test_a_multi_style_network_gets_one_slider_per_style(page, browser, tmp_path):
+    """The mixing sliders of a conditional-instance-norm network: all weight on its second style paints
+    what `translate --style 1` paints."""
+    import torch
+    from selenium.webdriver.common.keys import Keys
+
+    from cyclegan.checkpoint import save_network
+    from cyclegan.style.fast import FastStyleSpec, TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(2)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if ".in" in f".{name}" or name.startswith("in"):
+                p.copy_(torch.randn_like(p) * 0.3 + (1.0 if name.endswith("weight") else 0.0))
+    model = save_network(tmp_path / "two.safetensors", net, FastStyleSpec(n_styles=2, styles=["waves", "stars"]))
+    photo = write_image(tmp_path / "photo.png", size=(40, 32), seed=3)
+    browser.get(page)
+    find(browser, "#translate-input input[type=file]").send_keys(str(photo))
+    find(browser, "#translate-input img")
+    choose(browser, "translate-source", "path")
+    type_into(browser, "#translate-path", str(model))
+    find(browser, "#translate-path textarea, #translate-path input").send_keys(Keys.TAB)  # read its styles
+    for label, weight in (("style 0: waves", "0"), ("style 1: stars", "1")):
+        box = find(browser, f"input[type=number][aria-label='number input for {label}']")
+        # typed as a person would, by the events the page listens to (chromedriver cannot clear number inputs)
+        browser.execute_script(TYPE_NUMBER, box, weight)
+    find(browser, "#translate-run").click()
+    shown, _ = shown_image(browser, "#translate-output")
+    result = runner.invoke(app, ["translate", str(model), str(photo), str(tmp_path / "cli.png"), "--style", "1",
+                                 "--device", "cpu", "--precision", "fp32", "--workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(shown, np.asarray(Image.open(tmp_path / "cli.png").convert("RGB")))
