@@ -111,7 +111,7 @@ def test_data_parallel_prefix_is_stripped(tmp_path):
 
 def test_unusable_files_give_clear_errors(tmp_path):
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(UserError, match="cannot be read"):
+    with pytest.raises(UserError, match="garbage.pth' is not a weights file this tool reads"):
         load_network(tmp_path / "garbage.pth")
     torch.save(build_discriminator(ndf=8).state_dict(), tmp_path / "latest_net_D_A.pth")
     with pytest.raises(UserError, match="not a ResNet or U-Net generator"):

@@ -188,6 +188,7 @@ def test_downloads_once_into_the_torch_cache_and_uses_the_feature_layers(tmp_pat
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with FileServer(tmp_path / "served") as server:
         monkeypatch.setattr(metrics, "INCEPTION_URL", f"{server.url}/inception.pt")
+        monkeypatch.setattr(metrics, "INCEPTION_SHA256", download.sha256_file(tmp_path / "served" / "inception.pt"))
         extractor = load_inception(None)
         assert metrics.default_inception_path().is_file()
         assert load_inception(None).num_features == 16  # the second use reads the cache
