@@ -134,13 +134,18 @@ def stylize(content, style, method: str = "gatys", progress: Callable[[dict[str,
     if len(pixels) != 1:
         raise UserError(f"stylize takes one content image, not a batch of {len(pixels)}")
     photo = Image.fromarray(pixels[0].permute(1, 2, 0).numpy(), "RGB")
-    images = [as_image(s) for s in styles]
-    if method == "adain":
-        translator = adain_translator(cfg, images)
+    return back(uint8_tensor(stylized(cfg, photo, [as_image(s) for s in styles], progress))[None])
+
+
+def stylized(cfg: StylizeConfig, photo: Image.Image, styles: list[Image.Image],
+             progress: Callable[[dict[str, float]], None] | None = None) -> Image.Image:
+    """``cfg``'s method (validated) on one photo, in the style of ``styles`` (PIL images; ``cfg.styles``
+    only names them)."""
+    if cfg.method == "adain":
+        translator = adain_translator(cfg, styles)
         photo = resize_long_side(photo, cfg.size) if cfg.size else photo
-        return back(to_uint8(translator(uint8_tensor(photo)[None])).cpu())
-    stylizer = Stylizer(cfg, resolve_device(cfg.device), style_images=images)
-    return back(uint8_tensor(stylizer(photo, progress)[0])[None])
+        return Image.fromarray(to_uint8(translator(uint8_tensor(photo)[None]))[0].permute(1, 2, 0).cpu().numpy())
+    return Stylizer(cfg, resolve_device(cfg.device), style_images=styles)(photo, progress)[0]
 
 
 # --- images in, the same type out -------------------------------------------------------------------------

@@ -70,7 +70,6 @@ class _Bar(Progress):
             listener(task.description, task.completed, task.total)
         if not self._log_lines:
             return
-        task = self._tasks[task_id]
         now = time.monotonic()
         last = self._logged.setdefault(task_id, now)  # the first line comes after LOG_EVERY seconds
         if last is None or (now - last < LOG_EVERY and not task.finished):

@@ -54,14 +54,19 @@ class Session:
         self.key: tuple | None = None
         self.net: api.Network | None = None
 
-    def network(self, source: str, direction: str, vgg_weights: str | None = None) -> api.Network:
-        key = (source, direction, vgg_weights)
-        if key != self.key:
+    def network(self, source: str, direction: str) -> api.Network:
+        if (source, direction) != self.key:
             self.net = None  # free the last one before loading the next
-            self.net = api.load(source, self.cfg.device, self.cfg.precision, direction=direction,
-                                vgg_weights=vgg_weights or None)
-            self.key = key
+            self.net = api.load(source, self.cfg.device, self.cfg.precision, direction=direction)
+            self.key = (source, direction)
         return self.net
+
+    def translate_config(self, source: str, direction: str, options: dict, **paths) -> TranslateConfig:
+        """``translate``'s options for a model of the page (``model_source``), the network's options
+        (``call_options``) and ``paths`` (input, output...)."""
+        checkpoint, direction = api.model_path(source, direction)
+        return TranslateConfig(checkpoint=checkpoint, direction=direction, device=self.cfg.device,
+                               precision=self.cfg.precision, **options, **paths)
 
     def output(self, name: str) -> Path:
         folder = Path(tempfile.mkdtemp(dir=self.outputs))
@@ -145,6 +150,12 @@ def network_options() -> list[gr.components.Component]:
     return [style, style_mix, strength, preserve, tile]
 
 
+def call_options(style: str, style_mix: str, strength: float, preserve: bool, tile: float) -> dict:
+    """``network_options``' values as ``Network.__call__``'s (and ``TranslateConfig``'s) keyword arguments."""
+    return {"style": style or None, "style_mix": style_mix or None, "strength": strength,
+            "preserve_color": preserve, "tile": int(tile) or None}
+
+
 def translate_tab(session: Session) -> None:
     with gr.Row():
         image = gr.Image(type="filepath", image_mode=None, label="input image", elem_id="translate-input")
@@ -173,8 +184,7 @@ def translate_tab(session: Session) -> None:
             if not any(weights):
                 raise UserError("every style's weight is 0: give one style some weight")
             style_mix = ",".join(f"{i}:{w:g}" for i, w in enumerate(weights) if w)
-        options = {"style": style or None, "style_mix": style_mix or None, "strength": strength,
-                   "preserve_color": preserve, "tile": int(tile) or None}
+        options = call_options(style, style_mix, strength, preserve, tile)
         with progress_into(progress):
             if video:
                 return None, *translate_video(session, video, source, direction, options)
@@ -208,12 +218,8 @@ def translate_video(session: Session, video: str, source: str, direction: str, o
     if not is_video(Path(video)):
         raise UserError(f"{Path(video).name} is not a video this tool reads (mp4, mov, mkv, webm, gif)")
     out = session.output(Path(video).name)
-    path, _ = api.model_path(source, direction)
-    cfg = TranslateConfig(checkpoint=path, input=video, output=str(out), direction=direction,
-                          device=session.cfg.device, precision=session.cfg.precision, progress=False,
-                          strength=options["strength"], preserve_color=options["preserve_color"],
-                          tile=options["tile"], style=options["style"], style_mix=options["style_mix"])
-    summary = translate_folder(cfg)
+    summary = translate_folder(session.translate_config(source, direction, options, input=video, output=str(out),
+                                                        progress=False))
     if summary.failed or summary.stopped:
         raise UserError(summary.stopped or summary.failed[0][1])
     return str(out), str(out)
@@ -277,7 +283,7 @@ def stylize_tab(session: Session) -> None:
         validate(cfg)
         if cfg.method == "adain":
             with progress_into(progress):
-                save_image(api.stylize(photo, [read_image(s, "style image") for s in styles], **_adain(cfg)), out)
+                save_image(api.stylized(cfg, photo, [read_image(s, "style image") for s in styles]), out)
             yield str(out), "done", str(out)
             return
         yield from gatys_live(session, cfg, photo, out)
@@ -286,12 +292,6 @@ def stylize_tab(session: Session) -> None:
                                 style_mask, alpha, vgg_weights, decoder, fast, fast_path, preserve],
                       [output, status, download], concurrency_id=JOB)
     stop.click(None, cancels=[event])
-
-
-def _adain(cfg: StylizeConfig) -> dict:
-    return {"method": "adain", "style_blend": cfg.style_blend, "alpha": cfg.alpha, "preserve_color": cfg.preserve_color,
-            "device": cfg.device, "precision": cfg.precision, "vgg_weights": cfg.vgg_weights,
-            "decoder_weights": cfg.decoder_weights}
 
 
 def gatys_live(session: Session, cfg: StylizeConfig, photo, out: Path) -> Iterator[tuple]:
@@ -348,11 +348,8 @@ def folder_tab(session: Session) -> None:
     def translate(source_dir, target_dir, kind, preset, painter, pretrained, path, upload, direction, style,
                   style_mix, strength, preserve, tile, overwrite, progress=gr.Progress()):
         model, direction = model_source(kind, preset, painter, pretrained, path, upload, direction)
-        checkpoint, direction = api.model_path(model, direction)
-        cfg = TranslateConfig(checkpoint=checkpoint, input=source_dir.strip(), output=target_dir.strip(),
-                              direction=direction, device=session.cfg.device, precision=session.cfg.precision,
-                              overwrite=overwrite, strength=strength, preserve_color=preserve, tile=int(tile) or None,
-                              style=style or None, style_mix=style_mix or None)
+        cfg = session.translate_config(model, direction, call_options(style, style_mix, strength, preserve, tile),
+                                       input=source_dir.strip(), output=target_dir.strip(), overwrite=overwrite)
         with progress_into(progress):
             result = translate_folder(cfg)
         lines = [f"**converted** {len(result.converted)} · **skipped** (output exists) {len(result.skipped)} · "
