@@ -1,6 +1,7 @@
-"""The web page (``cyclegan ui``), driven in a real headless browser: what it shows is the command line's
-output, pixel for pixel. Needs the ui extra, Selenium and Debian's chromium and chromium-driver (``.ci/run``
-installs them); skipped, saying why, where they cannot be had."""
+"""The web page (``cyclegan ui``), driven in a real headless browser, and its other tabs through Gradio's
+client: what it shows is the command line's output, pixel for pixel. Needs the ui extra; the browser tests
+need Selenium and Debian's chromium and chromium-driver too (``.ci/run`` installs them) and are skipped,
+saying why, where they cannot be had."""
 
 from __future__ import annotations
 
@@ -173,3 +174,50 @@ def test_a_multi_style_network_gets_one_slider_per_style(page, browser, tmp_path
                                  "--device", "cpu", "--precision", "fp32", "--workers", "0", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert np.array_equal(shown, np.asarray(Image.open(tmp_path / "cli.png").convert("RGB")))
+
+
+# --- the other tabs, through Gradio's own client (the page's API; no browser needed) --------------------
+
+
+def client(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def test_the_folder_tab_converts_as_translate_does_and_skips_what_exists(page, tmp_path):
+    generator = shared_path("fixtures", "reference_generator")
+    inputs = tmp_path / "photos"
+    for i in range(2):
+        write_image(inputs / "sub" / f"{i}.png", size=(40 + 8 * i, 32), seed=i)
+    model = ("path", "painting", "monet", "style_monet", str(generator), None, "AtoB")
+    call = (str(inputs), str(tmp_path / "out"), *model, "", "", 1, False, 0, False)
+    first, second = (client(page).predict(*call, api_name="/translate") for _ in range(2))
+    assert "**converted** 2" in first and "**failed** 0" in first
+    assert "**converted** 0" in second and "(output exists) 2" in second
+    result = runner.invoke(app, ["translate", str(generator), str(inputs), str(tmp_path / "cli"), "--device", "cpu",
+                                 "--precision", "fp32", "--workers", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    for i in range(2):
+        shown = np.asarray(Image.open(tmp_path / "out" / "sub" / f"{i}.png"))
+        assert np.array_equal(shown, np.asarray(Image.open(tmp_path / "cli" / "sub" / f"{i}.png")))
+
+
+def test_the_stylize_tabs_adain_paints_as_stylize_does(page, tmp_path):
+    from tests.test_adain import published_files
+
+    published_files(tmp_path / "adain")
+    vgg, decoder = tmp_path / "adain" / "vgg_normalised.pth", tmp_path / "adain" / "decoder.pth"
+    photo = write_image(tmp_path / "photo.png", size=(40, 32), seed=1)
+    style = write_image(tmp_path / "style.png", size=(32, 32), seed=2)
+    from gradio_client import handle_file
+
+    shown, status, _ = client(page).predict(
+        handle_file(str(photo)), [handle_file(str(style))], "", "adain", 512, 300, 0.5, False, None, None, 0.8,
+        str(vgg), str(decoder), "candy", "", False, api_name="/stylize")
+    result = runner.invoke(app, ["stylize", str(photo), str(style), str(tmp_path / "cli.png"), "--method", "adain",
+                                 "--alpha", "0.8", "--vgg-weights", str(vgg), "--decoder-weights", str(decoder),
+                                 "--device", "cpu", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    assert status == "done"
+    assert np.array_equal(np.asarray(Image.open(shown)), np.asarray(Image.open(tmp_path / "cli.png")))
