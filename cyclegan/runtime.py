@@ -111,6 +111,19 @@ def compile_problem(device: torch.device) -> str | None:
     return None
 
 
+def compile_network(net: torch.nn.Module, device: torch.device, precision: str,
+                    dynamic: bool | None = None) -> torch.nn.Module:
+    """``torch.compile(net)`` for running on ``device`` in ``precision``.
+
+    On a CPU, inductor's AVX-512 bf16/fp16 kernels transpose 32×32 tiles wrongly when a tensor changes
+    layout inside a fused kernel (seen with PyTorch 2.14: NaN gradients from a ResNet block's
+    InstanceNorm → ReLU → ReflectionPad → conv under bf16 autocast; the 16×16 tiles of its 256-bit kernels
+    are right). Reduced precision on a CPU therefore compiles 256-bit vector code.
+    """
+    options = {"cpp.simdlen": 256} if device.type == "cpu" and precision != "fp32" else None
+    return torch.compile(net, dynamic=dynamic, options=options)
+
+
 class Amp:
     """Mixed precision for a training run: the autocast context, and every update through one gradient
     scaler, which scales the loss with fp16 (whose gradients underflow otherwise) and does nothing else."""

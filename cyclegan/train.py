@@ -29,7 +29,7 @@ from .metrics import TrainingEval, find_test_split
 from .models import GeneratorSpec, build_discriminator, build_generator
 from .progress import TrainingProgress
 from .run import RunFolder, RunResult, StepRun
-from .runtime import Amp, compile_problem, resolve_device
+from .runtime import Amp, compile_network, compile_problem, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class Trainer:
         # Cropped training images have one size and at most two batch sizes occur (the full one and an
         # epoch's last): compile each shape as it is. Uncropped images vary in size: compile for any size.
         dynamic = None if "crop" not in self.cfg.preprocess else False
-        return [torch.compile(net, dynamic=dynamic) for net in nets]
+        return [compile_network(net, self.device, self.precision, dynamic) for net in nets]
 
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step of both generators and both discriminators; returns detached losses."""

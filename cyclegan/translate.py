@@ -38,7 +38,7 @@ from .files import DiskError
 from .networks import choose_style, load_adain, load_network
 from .outputs import ALPHA_FORMATS, Writer, image_format, plan_outputs
 from .progress import progress_bar
-from .runtime import autocast, data_workers, resolve_device, resolve_precision
+from .runtime import autocast, compile_network, data_workers, resolve_device, resolve_precision
 from .style.adain import DEFAULT_STYLE_SIDE
 from .style.images import keep_colors, read_image, resize_long_side, to_tensor
 from .summary import Summary
@@ -94,7 +94,7 @@ class Translator:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         net = net.to(device).eval().requires_grad_(False).to(memory_format=self.memory_format)
         self.base = net
-        self.net = torch.compile(net) if compile else net
+        self.net = compile_network(net, device, self.precision) if compile else net
         self._cpu_net: nn.Module | None = None
         self._max_pixels: int | None = None  # per forward pass, learned from out-of-memory errors
         self._cpu_pixels: int | None = None  # images this large go straight to the CPU
