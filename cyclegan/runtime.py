@@ -111,6 +111,19 @@ def compile_problem(device: torch.device) -> str | None:
     return None
 
 
+def memory_format(channels_last: bool | None, device: torch.device,
+                  compiled_training: bool = False) -> torch.memory_format:
+    """``--channels-last``, or by default (None) the faster layout: channels-last on a CUDA GPU (tensor
+    cores read NHWC) and for a compiled training step on a CPU, NCHW for the rest on a CPU.
+
+    Measured with bf16 on a CPU with AVX512-BF16 and AMX, ResNet-9 (``scripts/bench_cpu.py``): in NCHW a
+    generator's forward is 1.2× (eager) to 1.9× (compiled, 512²) as fast as in channels-last, and an eager
+    training step 1.2×; a compiled training step is 1.6× as fast in channels-last."""
+    if channels_last is None:
+        channels_last = device.type == "cuda" or compiled_training
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 def compile_network(net: torch.nn.Module, device: torch.device, precision: str,
                     dynamic: bool | None = None) -> torch.nn.Module:
     """``torch.compile(net)`` for running on ``device`` in ``precision``.

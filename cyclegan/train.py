@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from .metrics import TrainingEval, find_test_split
 from .models import GeneratorSpec, build_discriminator, build_generator
 from .progress import TrainingProgress
 from .run import RunFolder, RunResult, StepRun
-from .runtime import Amp, compile_network, compile_problem, resolve_device
+from .runtime import Amp, compile_network, compile_problem, memory_format, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +158,10 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, device: torch.device, precision: str, distributed: bool = False):
         self.cfg, self.device, self.precision = cfg, device, precision
         self.nets, self.spec = build_nets(cfg)
+        self.compiled = self._can_compile()
+        self.memory_format = memory_format(cfg.channels_last, device, compiled_training=self.compiled)
         for net in self.all_nets:
-            net.to(device)
-            if cfg.channels_last:
-                net.to(memory_format=torch.channels_last)
+            net.to(device, memory_format=self.memory_format)
         betas = (cfg.beta1, cfg.beta2)
         # One fused kernel (CUDA) or a few multi-tensor ops (elsewhere) instead of a loop over parameters.
         impl = {"fused": True} if device.type == "cuda" else {"foreach": True}
@@ -179,7 +179,7 @@ class Trainer:
         self.pool_B = ImagePool(cfg.pool_size, seed=cfg.seed + 2, device=device)
         self.amp = Amp(device, precision)
 
-        G_AB, G_BA, D_A, D_B = self._maybe_compile(self.all_nets)
+        G_AB, G_BA, D_A, D_B = self._compiled(self.all_nets) if self.compiled else self.all_nets
         self.generators = Generators(G_AB, G_BA, identity=cfg.lambda_identity * cfg.lambda_cycle > 0)
         self.discriminators = Discriminators(D_A, D_B)
         # What each update calls. The generator update calls the discriminators directly, not through DDP:
@@ -194,13 +194,16 @@ class Trainer:
     def all_nets(self) -> list[nn.Module]:
         return [self.nets.G_AB, self.nets.G_BA, self.nets.D_A, self.nets.D_B]
 
-    def _maybe_compile(self, nets: list[nn.Module]) -> list[nn.Module]:
+    def _can_compile(self) -> bool:
+        """``cfg.compile`` (None: off; the run turns it on for long runs), where torch.compile can run."""
         if not self.cfg.compile:
-            return nets
+            return False
         problem = compile_problem(self.device)
         if problem:
             log.warning("--compile: torch.compile cannot run here (%s); training without it", problem)
-            return nets
+        return problem is None
+
+    def _compiled(self, nets: list[nn.Module]) -> list[nn.Module]:
         # Cropped training images have one size and at most two batch sizes occur (the full one and an
         # epoch's last): compile each shape as it is. Uncropped images vary in size: compile for any size.
         dynamic = None if "crop" not in self.cfg.preprocess else False
@@ -209,8 +212,8 @@ class Trainer:
     def step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step of both generators and both discriminators; returns detached losses."""
         cfg = self.cfg
-        if cfg.channels_last:  # the networks are channels-last (``__init__``): so are their inputs
-            real_A, real_B = (x.contiguous(memory_format=torch.channels_last) for x in (real_A, real_B))
+        # the inputs in the networks' memory format (``__init__``)
+        real_A, real_B = (x.contiguous(memory_format=self.memory_format) for x in (real_A, real_B))
         lam, lam_idt = cfg.lambda_cycle, cfg.lambda_identity * cfg.lambda_cycle
         losses: dict[str, torch.Tensor] = {}
 
@@ -279,6 +282,11 @@ def seed_rank(trainer: Trainer, seed: int) -> None:
     trainer.pool_B.rng.manual_seed(seed + 2)
 
 
+# Runs of at least this many steps compile their networks unless --compile/--no-compile says otherwise:
+# compiling takes one to two minutes on a CPU and then saves about 0.7 s per 128² step there (bf16,
+# scripts/bench_cpu.py), so it has paid back after a few hundred steps.
+COMPILE_FROM_STEPS = 1000
+
 # The generator exports in a run folder, beside latest.pt: file, network, direction.
 EXPORTS = (("G_AB.safetensors", "G_AB", "AtoB"), ("G_BA.safetensors", "G_BA", "BtoA"))
 
@@ -330,7 +338,11 @@ class CycleGANRun(StepRun):
         self.evaluator = inputs["evaluator"]
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-        self.trainer = Trainer(cfg, device, precision, distributed=world.enabled)
+        files_a, files_b = inputs["a"], inputs["b"]
+        dataset = UnpairedDataset(files_a, files_b, inputs["augment"], seed=cfg.seed)
+        job = cfg.total_epochs * -(-len(dataset) // (cfg.batch_size * world.world_size))
+        compile = cfg.compile if cfg.compile is not None else min(job, cfg.max_steps or job) >= COMPILE_FROM_STEPS
+        self.trainer = Trainer(replace(cfg, compile=compile), device, precision, distributed=world.enabled)
         self.amp = self.trainer.amp
         self.objects = self.trainer.objects()
         nets, spec = self.trainer.nets, self.trainer.spec
@@ -339,8 +351,6 @@ class CycleGANRun(StepRun):
         if world.rank:  # latest.pt holds rank 0's random streams; the other ranks derive theirs
             seed_rank(self.trainer, sample_seed(cfg.seed, self.step, world.rank, 4))
 
-        files_a, files_b = inputs["a"], inputs["b"]
-        dataset = UnpairedDataset(files_a, files_b, inputs["augment"], seed=cfg.seed)
         sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, self.epoch, cfg.total_epochs,
                                self.batch_in_epoch, rank=world.rank, world_size=world.world_size)
         self.steps_per_epoch = sampler.batches_per_epoch

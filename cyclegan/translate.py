@@ -13,6 +13,7 @@ image) and the output cropped back.
 Every kind of network runs here alike (``networks.py``): a CycleGAN generator, a fast style network, AdaIN.
 The network's spec says the range it works in, the sides it takes and whether tiles are exact; nothing
 here depends on which kind it is. ``--strength`` and ``--preserve-color`` apply to every network's output.
+Its 500-odd lines are that one pipeline, from planning a job to its last write, read top to bottom.
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ from .files import DiskError
 from .networks import choose_style, load_adain, load_network
 from .outputs import ALPHA_FORMATS, Writer, image_format, plan_outputs
 from .progress import progress_bar
-from .runtime import autocast, compile_network, data_workers, resolve_device, resolve_precision
+from .runtime import (
+    autocast,
+    compile_network,
+    compile_problem,
+    data_workers,
+    memory_format,
+    resolve_device,
+    resolve_precision,
+)
 from .style.adain import DEFAULT_STYLE_SIDE
 from .style.images import keep_colors, read_image, resize_long_side, to_tensor
 from .summary import Summary
@@ -86,12 +95,12 @@ class Translator:
     """
 
     def __init__(self, net: nn.Module, spec, device: torch.device, precision: str = "fp32",
-                 channels_last: bool = False, compile: bool = False, tile: int | None = None,
+                 channels_last: bool | None = None, compile: bool = False, tile: int | None = None,
                  strength: float = 1.0, preserve_color: bool = False):
         self.spec, self.device, self.precision = spec, device, resolve_precision(precision, device)
         self.strength, self.preserve_color = strength, preserve_color
         self.multiple, self.min_side = spec.multiple, spec.min_side
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format(channels_last, device)
         net = net.to(device).eval().requires_grad_(False).to(memory_format=self.memory_format)
         self.base = net
         self.net = compile_network(net, device, self.precision) if compile else net
@@ -192,7 +201,7 @@ class Translator:
 
 
 def load_translator(checkpoint: str | Path, direction: str = "AtoB", device: str | torch.device = "auto",
-                    precision: str = "auto", channels_last: bool = True, compile: bool = False,
+                    precision: str = "auto", channels_last: bool | None = None, compile: bool = False,
                     tile: int | None = None, strength: float = 1.0, preserve_color: bool = False,
                     style: str | None = None, style_mix: str | None = None, encoder: str | None = None) -> Translator:
     """A ``Translator`` for any network ``networks.load_network`` reads: a run folder (``G_AB``/``G_BA`` by
@@ -360,6 +369,22 @@ def plan(cfg: TranslateConfig, summary: Summary) -> list[tuple[Path, Path]]:
     return jobs
 
 
+# On a CPU, a job of this many images (or a video) compiles the network unless --compile/--no-compile says
+# otherwise: compiling takes 25-40 s per image size, then saves about 0.8 s per 512² image and 4.5 s per
+# 1024² one (bf16, ResNet-9: scripts/bench_cpu.py). A GPU translates an image in milliseconds, which
+# seldom repays a compile.
+COMPILE_FROM_IMAGES = 50
+
+
+def compile_by_default(cfg: TranslateConfig, jobs: list[tuple[Path, Path]]) -> bool:
+    """``--compile``/``--no-compile``, or whether this job on this device repays compiling."""
+    if cfg.compile is not None:
+        return cfg.compile
+    device = resolve_device(cfg.device)
+    long_job = len(jobs) >= COMPILE_FROM_IMAGES or any(is_video(src) for src, _ in jobs)
+    return device.type == "cpu" and long_job and compile_problem(device) is None
+
+
 def translate_folder(cfg: TranslateConfig, translator: Translator | Callable[[], Translator] | None = None
                      ) -> Summary:
     """Translate ``cfg.input`` (an image or a folder, recursively) into ``cfg.output``.
@@ -376,7 +401,8 @@ def translate_folder(cfg: TranslateConfig, translator: Translator | Callable[[],
         return summary
     if translator is None:
         translator = load_translator(cfg.checkpoint, cfg.direction, cfg.device, cfg.precision,
-                                     channels_last=cfg.channels_last, compile=cfg.compile, tile=cfg.tile,
+                                     channels_last=cfg.channels_last, compile=compile_by_default(cfg, jobs),
+                                     tile=cfg.tile,
                                      strength=cfg.strength, preserve_color=cfg.preserve_color, style=cfg.style,
                                      style_mix=cfg.style_mix, encoder=cfg.vgg_weights)
     elif not isinstance(translator, Translator):

@@ -76,6 +76,10 @@ def end_to_end(translator: Translator, folder: Path, out: Path, args) -> float:
     return len(summary.converted) / elapsed
 
 
+def layout(args) -> str:
+    return "auto" if args.channels_last is None else str(args.channels_last)
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -93,7 +97,7 @@ def compare(net: torch.nn.Module, spec, device: torch.device, args) -> None:
             raise SystemExit(f"unknown configuration {name!r}: a precision ({', '.join(PRECISIONS)}), "
                              "optionally followed by -compile")
     print(f"{args.net_g} ngf={args.ngf}, {'weights ' + args.checkpoint if args.checkpoint else 'random weights'}"
-          f" | {device} ({device_name(device)}) | batch {args.batch_size} | channels_last {args.channels_last}"
+          f" | {device} ({device_name(device)}) | batch {args.batch_size} | channels_last {layout(args)}"
           f" | torch {torch.__version__} | {args.warmup} warm-up + {args.count // args.batch_size} timed batches")
     print(f"| {'size':>5} | {'configuration':<14} | {'img/s':>7} | {'s/img':>7} | {'speed-up':>8} | "
           f"{'max diff':>8} | {'mean diff':>9} |")
@@ -131,7 +135,8 @@ def main() -> None:
     p.add_argument("--precision", default="auto")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--writers", type=int, default=0)
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="memory format (default: translate's choice for the device)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of the generated inputs")
     p.add_argument("--compare", help="configurations to time against each other, model only, e.g. "
@@ -153,7 +158,7 @@ def main() -> None:
     translator = Translator(net, spec, device, precision, channels_last=args.channels_last, compile=args.compile)
     name = device_name(device)
     print(f"{args.net_g} ngf={args.ngf}, random weights | {device} ({name}) | {precision}"
-          f" | batch {args.batch_size} | workers {args.workers} | channels_last {args.channels_last}"
+          f" | batch {args.batch_size} | workers {args.workers} | channels_last {layout(args)}"
           f" | compile {args.compile}")
     print(f"{'size':>6} {'images':>7} {'model-only img/s':>17} {'end-to-end img/s':>17} {'ratio':>6}")
     with tempfile.TemporaryDirectory(prefix="bench_translate_") as tmp:

@@ -16,7 +16,7 @@ from cyclegan.checkpoint import load_state
 from cyclegan.cli import app
 from cyclegan.config import TrainConfig
 from cyclegan.models.generator import ResnetBlock
-from cyclegan.runtime import autocast, compile_network, compile_problem
+from cyclegan.runtime import autocast, compile_network, compile_problem, memory_format
 from cyclegan.train import Trainer
 from tests.conftest import REPO, make_folder
 
@@ -100,6 +100,37 @@ def test_compiled_bf16_resnet_block_on_a_cpu_gives_the_gradients_of_eager():
     eager, compiled = grads
     assert torch.isfinite(compiled).all()
     assert torch.cosine_similarity(compiled, eager, dim=0) > 0.99  # bf16 rounds each differently
+
+
+def test_memory_format_by_default_follows_the_device_and_compile():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert memory_format(None, cpu) == torch.contiguous_format  # eager bf16 convolutions: faster in NCHW
+    assert memory_format(None, cpu, compiled_training=True) == torch.channels_last  # inductor's fused kernels
+    assert memory_format(None, cuda) == torch.channels_last
+    assert memory_format(False, cuda, compiled_training=True) == torch.contiguous_format
+    assert memory_format(True, cpu) == torch.channels_last
+
+
+def test_a_cpu_trains_in_nchw_unless_asked():
+    weight = "model.1.weight"  # the first convolution's, [ngf, 3, 7, 7]: its layouts differ
+    nchw = Trainer(tiny_config(), torch.device("cpu"), "fp32").nets.G_AB.state_dict()[weight]
+    cl = Trainer(tiny_config(channels_last=True), torch.device("cpu"), "fp32").nets.G_AB.state_dict()[weight]
+    assert nchw.is_contiguous() and not cl.is_contiguous()
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("threshold, compiles", [(10**6, False), (1, True)])
+def test_runs_compile_by_default_from_a_number_of_steps(image_dirs, tmp_path, monkeypatch, caplog,
+                                                       threshold, compiles):
+    monkeypatch.setattr("cyclegan.train.COMPILE_FROM_STEPS", threshold)
+    monkeypatch.setattr("cyclegan.train.compile_problem", lambda device: "no C++ compiler found")  # stay fast
+    a, b = image_dirs
+    with caplog.at_level(logging.WARNING):
+        result = runner.invoke(app, ["train", "--domainA", str(a), "--domainB", str(b), "--checkpoints-dir",
+                                     str(tmp_path), "--max-steps", "1", *TINY])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert ("torch.compile cannot run here" in caplog.text) == compiles
+    assert json.loads((tmp_path / "cyclegan" / "config.json").read_text())["compile"] is None  # auto on resume
 
 
 # --------------------------------------------------------------------------------------------------

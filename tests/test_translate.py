@@ -18,7 +18,15 @@ from cyclegan.data import load_image, to_image, to_tensor
 from cyclegan.errors import UserError
 from cyclegan.models import GeneratorSpec, build_generator
 from cyclegan.networks import load_network
-from cyclegan.translate import Translator, load_translator, pad_to_multiple, size_batches, translate_folder
+from cyclegan.translate import (
+    COMPILE_FROM_IMAGES,
+    Translator,
+    compile_by_default,
+    load_translator,
+    pad_to_multiple,
+    size_batches,
+    translate_folder,
+)
 from tests.conftest import make_folder, shared_path, write_image
 
 runner = CliRunner()
@@ -371,3 +379,16 @@ def test_odd_file_names_are_printed_as_they_are(tmp_path, pth):
     result = translate_cli(pth, src, tmp_path / "out", code=1)
     flat = result.output.replace("\n", "")
     assert f"failed: {src / '[bold]x.jpg'}" in flat and f"failed: {src / '[red]b.png'}" in flat
+
+
+def test_a_cpu_compiles_long_jobs_by_default(monkeypatch):
+    jobs = [(Path(f"{i}.jpg"), Path(f"out/{i}.jpg")) for i in range(COMPILE_FROM_IMAGES)]
+    video = [(Path("clip.mp4"), Path("out/clip.mp4"))]
+    cpu = TranslateConfig(device="cpu")
+    monkeypatch.setattr("cyclegan.translate.compile_problem", lambda device: None)
+    assert compile_by_default(cpu, jobs) and compile_by_default(cpu, video)
+    assert not compile_by_default(cpu, jobs[1:])
+    assert not compile_by_default(TranslateConfig(device="cpu", compile=False), jobs)
+    assert compile_by_default(TranslateConfig(device="cpu", compile=True), jobs[:1])
+    monkeypatch.setattr("cyclegan.translate.compile_problem", lambda device: "no C++ compiler found")
+    assert not compile_by_default(cpu, jobs)
