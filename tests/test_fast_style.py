@@ -16,12 +16,15 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
+from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
 from cyclegan.checkpoint import NETWORK_KEY, load_state
 from cyclegan.cli import app
 from cyclegan.config import StyleTrainConfig
+from cyclegan.networks import load_network
 from cyclegan.style import fast, images, vgg
+from cyclegan.translate import Translator
 from tests.conftest import REPO, make_folder, shared_path, write_image
 from tests.fileserver import FileServer
 
@@ -301,7 +304,7 @@ def test_add_style_trains_only_the_new_style_and_the_grown_run_resumes(tmp_path,
         else:
             assert torch.equal(after[k], v), k  # every shared parameter is frozen
     meta = json.loads(safe_open(str(run / "style.safetensors"), "pt").metadata()[NETWORK_KEY])
-    assert meta == {"kind": "fast_style", "n_styles": 3, "styles": ["waves", "stars", "sky"]}
+    assert meta == {"kind": "fast_style", "n_styles": 3, "styles": ["waves", "stars", "sky"], "arch": "full"}
     for key in ("0", "1"):
         translate(run, photos, tmp_path / f"after_{key}", "--style", key)
         assert np.array_equal(read_rgb(tmp_path / f"after_{key}" / "img_000.png"),
@@ -410,7 +413,9 @@ def test_pretrained_style_networks_download_once_from_their_zip(tmp_path, monkey
 
 
 @pytest.mark.slow  # about 100 s on a 2-core CPU
-def test_a_trained_network_paints_unseen_photos_like_the_painting_and_keeps_them_apart(tmp_path):
+# The slim network takes a higher rate to learn as much in as few steps (at 2e-3 it needs 400: measured)
+@pytest.mark.parametrize("arch, lr", [("full", 2e-3), ("slim", 5e-3)])
+def test_a_trained_network_paints_unseen_photos_like_the_painting_and_keeps_them_apart(tmp_path, arch, lr):
     """With the default weights: the outputs' Grams move towards the painting's, and each output still
     shows its own photo (a network that paints every photo as the same texture fails the second part)."""
     vgg_path = shared_path("weights", "vgg19_features.pth")
@@ -422,7 +427,7 @@ def test_a_trained_network_paints_unseen_photos_like_the_painting_and_keeps_them
     for p in photos:
         (tmp_path / "photos" / p.name).symlink_to(p)
     cfg = StyleTrainConfig(styles=[str(painting)], content=str(tmp_path / "photos"), name="monet",
-                           checkpoints_dir=str(tmp_path), image_size=64, batch_size=4, steps=200, lr=2e-3,
+                           checkpoints_dir=str(tmp_path), image_size=64, batch_size=4, steps=200, lr=lr, arch=arch,
                            vgg_weights=str(vgg_path), workers=0, device="cpu", precision="fp32",
                            wandb_mode="disabled", sample_every=1000, save_every=1000)
     train_style(cfg)
@@ -470,3 +475,36 @@ def test_fp16_training_scales_its_loss(tmp_path, data, tiny_vgg, monkeypatch):
     assert scaled == [True, True]
     state = load_state(tmp_path / "runs" / "half" / "latest.pt")
     assert state["trainer"]["scaler"]["scale"] > 1  # a live scale, saved with the run
+
+
+def test_slim_network_trains_loads_translates_and_tiles_like_the_full_one(tmp_path, data, tiny_vgg):
+    photos, styles = data
+    train_style(style_cfg(tmp_path, photos, styles, tiny_vgg, name="slim", arch="slim", steps=2))
+    run = tmp_path / "runs" / "slim"
+    state = load_file(run / "style.safetensors")
+    assert state["conv1.conv2d.weight"].shape == (16, 3, 9, 9) and state["in1.weight"].shape == (2, 16)
+    translate(run, photos, tmp_path / "out", "--style", "stars")
+    assert read_rgb(tmp_path / "out" / "img_000.png").shape == (36, 40, 3)
+    torch.save(state, tmp_path / "slim.pth")  # without our metadata its tensors say which network it is
+    net, spec = load_network(tmp_path / "slim.pth")
+    assert spec.arch == "slim" and spec.describe() == "slim style network (2 styles)"
+    x = (torch.rand(1, 3, 300, 200) * 255).to(torch.uint8)
+    plain = Translator(net, spec, torch.device("cpu"))(x)
+    tiled = Translator(net, spec, torch.device("cpu"), tile=64)(x)
+    assert (tiled - plain).abs().max() < 1e-3
+
+
+def test_slim_network_is_a_tenth_of_the_full_one():
+    x = torch.rand(1, 3, 256, 256)
+    flops = {}
+    for arch in ("full", "slim"):
+        with FlopCounterMode(display=False) as counter:
+            fast.TransformerNet(3, arch)(x)
+        flops[arch] = counter.get_total_flops()
+    assert flops["slim"] < 0.12 * flops["full"]
+
+
+def test_slim_is_a_johnson_network_only(tmp_path, data):
+    photos, _ = data
+    cfg = StyleTrainConfig(method="adain", arch="slim", content=str(photos), style_dir=str(photos))
+    assert any("--arch" in p for p in cfg.problems())

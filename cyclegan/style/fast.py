@@ -9,6 +9,10 @@ convolution instead of transposed convolutions, which avoids checkerboard artefa
 ``.pth`` files load unchanged. Like those, it takes and returns RGB in 0..255 (not the [-1, 1] of our
 CycleGAN generators) and has no output activation.
 
+``--arch slim`` is the same design at about a tenth of the compute (16 GMAC against 161 at 1024²): 32
+channels at quarter resolution and thin upsampling (16 and 8 channels), about the size of Magenta's
+multi-style networks (Dumoulin et al.'s code), for CPUs; its files are ours only.
+
 With N styles the instance norms are conditional: every convolution is shared and each norm holds one
 (γ, β) pair per style (``weight``/``bias`` of shape ``[N, C]``; ``[C]`` for one style, exactly the
 pytorch/examples layout). A mixture of styles mixes their (γ, β).
@@ -18,6 +22,8 @@ the layers that play the same part: content at ``conv2_2`` (VGG16's relu2_2 is t
 the last ReLU of each of the first four blocks, ``conv1_2, conv2_2, conv3_4, conv4_4`` (VGG16's relu3_3
 and relu4_3 end their blocks; in VGG19 a fourth convolution ends them). The terms are ``vgg.py``'s
 relative ones, so pytorch/examples' raw weights (content 1e5, style 1e10) do not apply.
+
+Its 500-odd lines are the method whole: the network in its two sizes, its files, loss, data and run.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ STYLE_LAYERS = ("conv1_2", "conv2_2", "conv3_4", "conv4_4")
 DEFAULT_WEIGHTS = {"content": 1.0, "style": 0.3, "tv": 0.0}
 LR = 1e-3  # Adam, as pytorch/examples (and Johnson et al.)
 EXPORT = "style.safetensors"
+# Channels of each stage: conv1 (full resolution), conv2 (½), conv3 and the residual blocks (¼), then the
+# two upsampling convolutions (½, full). full: pytorch/examples' TransformerNet; slim: for CPUs.
+ARCHS = {"full": (32, 64, 128, 64, 32), "slim": (16, 32, 32, 16, 8)}
 MAX_STYLES = 1024  # what a file may claim: far beyond any trained network, far below a memory bomb
 MAX_NAME = 256
 
@@ -69,20 +78,26 @@ class FastStyleSpec:
     value_range: ClassVar[tuple[float, float]] = (0.0, 255.0)  # what the network takes and returns
     multiple: ClassVar[int] = 4  # two stride-2 convolutions, two 2× upsamplings
     min_side: ClassVar[int] = 8  # the instance norms need more than one pixel at ¼ resolution
-    width: ClassVar[int] = 32  # channels at full resolution
     exact_tiles: ClassVar[bool] = True
 
     n_styles: int = 1
     styles: list[str] = field(default_factory=list)  # the style images' file stems, one per style
+    arch: str = "full"  # a key of ARCHS
+
+    @property
+    def width(self) -> int:
+        """Channels at full resolution."""
+        return max(ARCHS[self.arch][0], ARCHS[self.arch][-1])
 
     def build(self) -> TransformerNet:
-        return TransformerNet(self.n_styles)
+        return TransformerNet(self.n_styles, self.arch)
 
     def describe(self) -> str:
-        return f"style network ({self.n_styles} style{'s' if self.n_styles > 1 else ''})"
+        slim = "slim " if self.arch == "slim" else ""
+        return f"{slim}style network ({self.n_styles} style{'s' if self.n_styles > 1 else ''})"
 
     def to_dict(self) -> dict:
-        return {"n_styles": self.n_styles, "styles": list(self.styles)}
+        return {"n_styles": self.n_styles, "styles": list(self.styles), "arch": self.arch}
 
     @classmethod
     def from_dict(cls, d: dict) -> FastStyleSpec:
@@ -98,7 +113,10 @@ class FastStyleSpec:
             raise ValueError(f"{n} styles need {n} style names (strings of up to {MAX_NAME} characters)")
         if tuple(d.get("value_range", cls.value_range)) != cls.value_range:  # written by earlier releases
             raise ValueError(f"value_range {d['value_range']!r}: a style network works in 0..255")
-        return cls(n_styles=n, styles=styles)
+        arch = d.get("arch", "full")  # files of earlier releases: the full network
+        if arch not in ARCHS:
+            raise ValueError(f"arch={arch!r} is not one of {', '.join(ARCHS)}")
+        return cls(n_styles=n, styles=styles, arch=arch)
 
 
 class CondInstanceNorm2d(nn.Module):
@@ -168,22 +186,24 @@ class ResidualBlock(nn.Module):
 
 
 class TransformerNet(nn.Module):
-    """pytorch/examples' fast_neural_style TransformerNet, with conditional instance norm for N styles.
+    """pytorch/examples' fast_neural_style TransformerNet, with conditional instance norm for N styles
+    (``arch``: the channels of its stages, ``ARCHS``).
 
     ``net(x)`` paints RGB 0..255 ``[B, 3, H, W]`` (H, W multiples of 4) in ``net.mix``, the style
     mixture set by ``set_style`` (style 0 at first); ``net(x, mix)`` uses ``mix`` ([n_styles] weights).
     """
 
-    def __init__(self, n_styles: int = 1):
+    def __init__(self, n_styles: int = 1, arch: str = "full"):
         super().__init__()
         self.n_styles = n_styles
-        self.conv1, self.in1 = ConvLayer(3, 32, 9, 1), CondInstanceNorm2d(32, n_styles)
-        self.conv2, self.in2 = ConvLayer(32, 64, 3, 2), CondInstanceNorm2d(64, n_styles)
-        self.conv3, self.in3 = ConvLayer(64, 128, 3, 2), CondInstanceNorm2d(128, n_styles)
-        self.res1, self.res2, self.res3, self.res4, self.res5 = (ResidualBlock(128, n_styles) for _ in range(5))
-        self.deconv1, self.in4 = UpsampleConvLayer(128, 64, 3, 1), CondInstanceNorm2d(64, n_styles)
-        self.deconv2, self.in5 = UpsampleConvLayer(64, 32, 3, 1), CondInstanceNorm2d(32, n_styles)
-        self.deconv3 = ConvLayer(32, 3, 9, 1)
+        c1, c2, c3, u1, u2 = ARCHS[arch]
+        self.conv1, self.in1 = ConvLayer(3, c1, 9, 1), CondInstanceNorm2d(c1, n_styles)
+        self.conv2, self.in2 = ConvLayer(c1, c2, 3, 2), CondInstanceNorm2d(c2, n_styles)
+        self.conv3, self.in3 = ConvLayer(c2, c3, 3, 2), CondInstanceNorm2d(c3, n_styles)
+        self.res1, self.res2, self.res3, self.res4, self.res5 = (ResidualBlock(c3, n_styles) for _ in range(5))
+        self.deconv1, self.in4 = UpsampleConvLayer(c3, u1, 3, 1), CondInstanceNorm2d(u1, n_styles)
+        self.deconv2, self.in5 = UpsampleConvLayer(u1, u2, 3, 1), CondInstanceNorm2d(u2, n_styles)
+        self.deconv3 = ConvLayer(u2, 3, 9, 1)
         # Not saved: which style ``forward`` paints is a choice at inference, not a weight.
         self.register_buffer("mix", one_hot(0, n_styles), persistent=False)
 
@@ -225,7 +245,10 @@ def spec_from_state(state: dict[str, torch.Tensor]) -> tuple[FastStyleSpec, dict
     n = state_styles(state)
     if not 1 <= n <= MAX_STYLES:
         raise UserError(f"a style network of {n} styles: at most {MAX_STYLES} are read")
-    return FastStyleSpec(n_styles=n, styles=[str(i) for i in range(n)]), state
+    # the architecture whose first convolution has this many channels (the shapes are checked after)
+    first = state["conv1.conv2d.weight"].shape[0]
+    arch = next((a for a, channels in ARCHS.items() if channels[0] == first), "full")
+    return FastStyleSpec(n_styles=n, styles=[str(i) for i in range(n)], arch=arch), state
 
 
 def state_styles(state: dict[str, torch.Tensor]) -> int:
@@ -368,7 +391,7 @@ class FastStyleRun(StepRun):
     def __init__(self, cfg: StyleTrainConfig, folder, files: list[Path], world, device: torch.device,
                  precision: str):
         super().__init__(cfg, folder, world, device, precision)
-        self.spec = FastStyleSpec(n_styles=len(cfg.styles), styles=_style_names(cfg.styles))
+        self.spec = FastStyleSpec(n_styles=len(cfg.styles), styles=_style_names(cfg.styles), arch=cfg.arch)
         self.frozen = frozen_styles(self.saved, self.spec.n_styles)  # styles trained before --add-style
         styles = load_styles(cfg.styles[self.frozen:], cfg.style_size or cfg.image_size, device)
         vgg = load_vgg19(cfg.vgg_weights, [CONTENT_LAYER, *STYLE_LAYERS], device=device)
