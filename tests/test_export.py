@@ -198,8 +198,9 @@ def test_onnx_export_of_an_original_release_file_gives_its_outputs(tmp_path):
         assert np.abs(got - np.load(folder / f"out_{i}.npy")).max() * 127.5 < 0.05
 
 
+@pytest.mark.parametrize("arch", ["full", "slim"])
 @pytest.mark.parametrize("suffix", [".onnx", ".pt2"])
-def test_style_network_export_takes_and_gives_its_own_range(tmp_path, suffix):
+def test_style_network_export_takes_and_gives_its_own_range(tmp_path, suffix, arch):
     """A style network works in 0..255: the export says so, and passes its check in that range."""
     if suffix == ".onnx":
         pytest.importorskip("onnxruntime")
@@ -207,7 +208,8 @@ def test_style_network_export_takes_and_gives_its_own_range(tmp_path, suffix):
     from cyclegan.style.fast import FastStyleSpec, TransformerNet
 
     torch.manual_seed(0)
-    model = save_network(tmp_path / "style.safetensors", TransformerNet(1), FastStyleSpec(styles=["s"]))
+    spec = FastStyleSpec(styles=["s"], arch=arch)
+    model = save_network(tmp_path / "style.safetensors", TransformerNet(1, arch), spec)
     result = export.export_model(ExportConfig(checkpoint=str(model), output=str(tmp_path / f"s{suffix}")))
     assert all(c.max_levels <= TOLERANCE for c in result.checks)
     if suffix == ".onnx":

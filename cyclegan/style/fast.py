@@ -47,6 +47,7 @@ from ..config import StyleTrainConfig
 from ..data import EpochBatches, data_loader, first_usable, image_folder, load_image, sample_seed, uint8_tensor
 from ..errors import UserError
 from ..run import STATE_FILE, StepRun
+from ..runtime import memory_format
 from .images import read_image, resize_long_side, to_tensor
 from .vgg import VGGFeatures, content_loss, gram_matrix, load_vgg19, style_loss, total_variation
 
@@ -396,7 +397,8 @@ class FastStyleRun(StepRun):
         styles = load_styles(cfg.styles[self.frozen:], cfg.style_size or cfg.image_size, device)
         vgg = load_vgg19(cfg.vgg_weights, [CONTENT_LAYER, *STYLE_LAYERS], device=device)
         self.loss = PerceptualLoss(vgg, [None] * self.frozen + styles, cfg.loss_weights(DEFAULT_WEIGHTS)).to(device)
-        self.net = self.spec.build().to(device)
+        self.memory_format = memory_format(None, device)  # the device's faster layout (runtime.memory_format)
+        self.net = self.spec.build().to(device, memory_format=self.memory_format)
         self.opt = torch.optim.Adam(self.trained_parameters(), lr=cfg.lr or LR)
         self.objects = {"net": self.net, "opt": self.opt, "scaler": self.amp}
         self.networks = {EXPORT: (self.net, self.spec)}
@@ -416,7 +418,7 @@ class FastStyleRun(StepRun):
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         self.check_batch(batch)
-        x = batch["content"].to(self.device, non_blocking=True).float()
+        x = batch["content"].to(self.device, non_blocking=True).float().contiguous(memory_format=self.memory_format)
         # one style per batch, in turn (Dumoulin et al.); after --add-style the new styles only
         s = self.frozen + self.step % (self.spec.n_styles - self.frozen)
         self.in_step = True
