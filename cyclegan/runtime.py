@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import torch
@@ -97,6 +98,7 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+@functools.cache  # one answer per device for the process: the check itself compiles
 def compile_problem(device: torch.device) -> str | None:
     """Why ``torch.compile`` cannot run on ``device`` here (no compiler, unsupported platform), or None.
 

@@ -340,8 +340,10 @@ class CycleGANRun(StepRun):
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         files_a, files_b = inputs["a"], inputs["b"]
         dataset = UnpairedDataset(files_a, files_b, inputs["augment"], seed=cfg.seed)
-        job = cfg.total_epochs * -(-len(dataset) // (cfg.batch_size * world.world_size))
-        compile = cfg.compile if cfg.compile is not None else min(job, cfg.max_steps or job) >= COMPILE_FROM_STEPS
+        self.steps_per_epoch = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, 0, cfg.total_epochs,
+                                            world_size=world.world_size).batches_per_epoch
+        self.total_steps = self.stop_at = min(cfg.total_epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
+        compile = cfg.compile if cfg.compile is not None else self.total_steps >= COMPILE_FROM_STEPS
         self.trainer = Trainer(replace(cfg, compile=compile), device, precision, distributed=world.enabled)
         self.amp = self.trainer.amp
         self.objects = self.trainer.objects()
@@ -353,8 +355,6 @@ class CycleGANRun(StepRun):
 
         sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, self.epoch, cfg.total_epochs,
                                self.batch_in_epoch, rank=world.rank, world_size=world.world_size)
-        self.steps_per_epoch = sampler.batches_per_epoch
-        self.total_steps = self.stop_at = min(cfg.total_epochs * self.steps_per_epoch, cfg.max_steps or math.inf)
         self.loader = data_loader(dataset, sampler, cfg.workers, collate, pin_memory=device.type == "cuda")
         folders = {"domain_a": str(Path(cfg.domain_a).resolve()), "domain_b": str(Path(cfg.domain_b).resolve())}
         self.start({"world_size": world.world_size, "files": {**folders, "n_a": len(files_a), "n_b": len(files_b)}},

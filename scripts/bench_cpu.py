@@ -38,9 +38,10 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_translate import photo_like  # noqa: E402  (scripts/ is on the path of a script run from it)
 
 from cyclegan.config import TrainConfig, TranslateConfig  # noqa: E402
 from cyclegan.models import GeneratorSpec, build_generator  # noqa: E402
@@ -67,14 +68,6 @@ def timed(call: Callable[[], object]) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
-
-
-def photo_like(size: int, seed: int) -> Image.Image:
-    """Smooth colour fields with grain: decodes and encodes like a photo, unlike pure noise."""
-    rng = np.random.default_rng(seed)
-    small = Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8), "RGB")
-    arr = np.asarray(small.resize((size, size), Image.BICUBIC), dtype=np.float32) + rng.normal(0, 6, (size, size, 3))
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
 def train_row(size: int, repeats: int) -> dict:
