@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -104,6 +105,7 @@ class DirectionResult:
     inputs: list[Path]
     outputs: dict[str, dict[Path, Path | None]] = field(default_factory=dict)
     scores: dict[str, Scores] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time each method took for its outputs
 
 
 def run_config(folder: Path) -> dict:
@@ -156,11 +158,15 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, DirectionResult]:
         src, dst = DIRECTIONS[name]
         inputs = pick_inputs(image_folder(test[src], f"test folder of domain {src}"), cfg.max_images)
         res = DirectionResult(name, test[src], test[dst], inputs)
+        start = time.perf_counter()
         res.outputs["cyclegan"] = translate_inputs(run, name, inputs, test[src], out_root / name / "cyclegan", cfg,
                                                    device)
+        res.seconds["cyclegan"] = time.perf_counter() - start
         if nst:
+            start = time.perf_counter()
             styles = nst.styles_for(train[dst], dst)
             res.outputs["nst"] = nst.stylize(inputs, test[src], out_root / name / "nst", styles)
+            res.seconds["nst"] = time.perf_counter() - start  # reused outputs count as their reading only
         real = features(image_folder(test[dst], f"test folder of domain {dst}"), f"real test{dst}")
         res.scores["do_nothing"] = fid_kid(real, features(inputs, f"test{src} as it is"))
         for method, outputs in res.outputs.items():
@@ -175,7 +181,8 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, DirectionResult]:
         "test": {d: str(p) for d, p in test.items()},
         "inception": cfg.inception or INCEPTION_URL,
         **({"nst": nst.settings} if nst else {}),
-        **{r.name: {m: s.to_dict() for m, s in r.scores.items()} for r in results.values()},
+        **{r.name: {m: {**s.to_dict(), **({"seconds": r.seconds[m]} if m in r.seconds else {})}
+                    for m, s in r.scores.items()} for r in results.values()},
     }
     write_json(run / "metrics.json", report)
     write_html(run / "eval.html", run, results, out_root / "thumbs")

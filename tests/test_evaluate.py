@@ -135,6 +135,9 @@ def test_run_report_with_the_nst_baseline(smoke_run, tmp_path, monkeypatch):
     for direction in ("AtoB", "BtoA"):
         assert set(metrics[direction]) == {"do_nothing", "cyclegan", "nst"}
         assert metrics[direction]["nst"]["n_fake"] == 2
+        # how long each method took to make its outputs (the proof's wall-time column)
+        assert metrics[direction]["nst"]["seconds"] > 0 and metrics[direction]["cyclegan"]["seconds"] > 0
+        assert "seconds" not in metrics[direction]["do_nothing"]
     made = json.loads((run / "eval" / "BtoA" / "nst" / "nst.json").read_text())
     assert sorted(Path(r["style"]).name for r in made.values()) == sorted(p.name for p in (ds / "trainA").iterdir())
     outputs = sorted((run / "eval" / "BtoA" / "nst").glob("*.png"))

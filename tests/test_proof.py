@@ -1,0 +1,101 @@
+"""scripts/proof.py: the whole proof end to end at a tiny setting, and its verdicts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cyclegan.style import vgg
+from tests.conftest import make_folder, save_tiny_inception
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "proof.py"
+
+
+def load_proof():
+    spec = importlib.util.spec_from_file_location("proof", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["proof"] = module  # its dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_datasets(root: Path) -> Path:
+    """Both datasets the proof reads, as `_mini` folders of a few small random images."""
+    for seed, name in enumerate(("summer2winter_yosemite_mini", "monet2photo_mini")):
+        for j, split in enumerate(("trainA", "trainB", "testA", "testB")):
+            make_folder(root / name / split, 4, size=(40, 40), ext=".jpg", seed=100 * seed + 10 * j)
+    return root
+
+
+def test_the_proof_runs_end_to_end_at_a_tiny_setting(tmp_path):
+    torch.manual_seed(0)
+    vgg_path = tmp_path / "vgg.pth"  # random weights, every layer (the NST baseline reads conv5_1)
+    torch.save({f"features.{k}": v.half() for k, v in vgg.vgg19_features().state_dict().items()}, vgg_path)
+    out = tmp_path / "proof"
+    args = [sys.executable, str(SCRIPT), "--data", str(tiny_datasets(tmp_path / "data")), "--out", str(out),
+            "--size", "32", "--max-steps", "2", "--nst-steps", "2", "--style-steps", "2", "--workers", "0",
+            "--device", "cpu", "--vgg-weights", str(vgg_path),
+            "--inception", str(save_tiny_inception(tmp_path / "inception.pt"))]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    report = json.loads((out / "proof.json").read_text())
+    assert done.returncode == (0 if report["passed"] else 1) and report["passed"] == (not report["failures"])
+    cells = {(r["task"], r["direction"], r["method"]) for r in report["rows"]}
+    assert len(cells) == 2 * 2 * 3  # two tasks, both directions, CycleGAN and two baselines
+    assert ("summer2winter", "winter → summer", "NST") in cells
+    assert ("monet2photo", "photo → Monet", "CycleGAN") in cells
+    assert report["cyclegan"]["monet2photo"]["steps"] == 2
+    assert set(report["style"]) == {"style1", "style3"}
+    assert set(report["style"]["style3"]["report"]) == {"0", "1", "2", "mix"}
+    assert all(len(r["to_painting"]) == 3 for r in report["style"]["style3"]["report"].values())
+    assert sorted(p.name for p in (out / "gallery").iterdir()) == [
+        "monet2photo_AtoB.jpg", "monet2photo_BtoA.jpg", "style.jpg", "summer2winter_AtoB.jpg",
+        "summer2winter_BtoA.jpg"]
+    # A second call continues the finished runs instead of refusing their folders, and trains no further
+    again = subprocess.run(args + ["--tasks", "monet2photo"], capture_output=True, text=True, timeout=600)
+    assert again.returncode in (0, 1), again.stderr[-3000:]
+    assert json.loads((out / "proof.json").read_text())["cyclegan"]["monet2photo"]["steps"] == 2
+
+
+def test_a_usage_error_is_one_line_before_any_work(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "no summer2winter_yosemite (or summer2winter_yosemite_mini)" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def row(task, direction, method, kid):
+    return {"task": task, "direction": direction, "method": method, "kid": kid}
+
+
+@pytest.mark.parametrize("cyclegan_kid, failed", [(0.010, 0), (0.030, 1), (0.050, 2)])
+def test_cyclegan_must_beat_both_baselines_in_every_direction(cyclegan_kid, failed):
+    proof = load_proof()
+    rows = [row("t", "a → b", "do nothing", 0.040), row("t", "a → b", "NST", 0.020),
+            row("t", "a → b", "CycleGAN", cyclegan_kid),
+            row("t", "b → a", "do nothing", 0.040), row("t", "b → a", "NST", 0.020),
+            row("t", "b → a", "CycleGAN", 0.010)]
+    failures = proof.cyclegan_failures(rows)
+    assert len(failures) == failed and all("a → b" in f for f in failures)
+
+
+def test_style_networks_must_paint_keep_content_and_mix_in_between():
+    proof = load_proof()
+    good = {"0": {"to_painting": [0.4, 0.9, 1.0], "own_photo_nearest": 1.0},
+            "1": {"to_painting": [0.9, 0.5, 1.0], "own_photo_nearest": 1.0},
+            "2": {"to_painting": [0.9, 0.9, 0.6], "own_photo_nearest": 1.0},
+            "mix": {"to_painting": [0.6, 0.7, 0.9], "own_photo_nearest": 1.0}}
+    assert proof.style_failures("net", good) == []
+    unmoved = {**good, "1": {"to_painting": [0.9, 1.1, 1.0], "own_photo_nearest": 1.0}}
+    assert any("style 1" in f and "no nearer" in f for f in proof.style_failures("net", unmoved))
+    same_texture = {**good, "2": {"to_painting": [0.9, 0.9, 0.6], "own_photo_nearest": 0.25}}
+    assert any("25%" in f for f in proof.style_failures("net", same_texture))
+    outside = {**good, "mix": {"to_painting": [0.3, 0.7, 0.9], "own_photo_nearest": 1.0}}
+    assert any("painting 0" in f for f in proof.style_failures("net", outside))
