@@ -70,15 +70,17 @@ class Scale:
     epochs: int
     epochs_decay: int
     nst_steps: int
+    nst_images: int | None  # NST is scored on a fixed sample of this many test inputs (None: all of them)
+    nst_size: int | None  # long side of the NST outputs (None: the test images')
     style_steps: int
     style_arch: str
 
 
 # The paper's settings, and the reduced ones that fit the CPU budget (README: Results)
 PAPER = Scale(size=256, net_g="resnet_9blocks", ngf=64, ndf=64, epochs=100, epochs_decay=100, nst_steps=300,
-              style_steps=40000, style_arch="full")
-REDUCED = Scale(size=128, net_g="resnet_6blocks", ngf=32, ndf=32, epochs=8, epochs_decay=8, nst_steps=100,
-                style_steps=600, style_arch="full")
+              nst_images=None, nst_size=None, style_steps=40000, style_arch="full")
+REDUCED = Scale(size=128, net_g="resnet_6blocks", ngf=32, ndf=32, epochs=8, epochs_decay=8, nst_steps=50,
+                nst_images=20, nst_size=128, style_steps=600, style_arch="full")
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs-decay", type=int, help="CycleGAN epochs of linear decay (default: the scale's)")
     p.add_argument("--max-steps", type=int, help="stop every training after this many steps (smoke runs)")
     p.add_argument("--max-images", type=int, help="score a fixed sample of this many test inputs per direction")
-    p.add_argument("--nst-steps", type=int, help="NST optimisation steps per image (default: the scale's)")
+    p.add_argument("--nst-images", type=int, help="score NST (and CycleGAN beside it) on a fixed sample of this "
+                   "many test inputs per direction (default: 20, all with --paper)")
+    p.add_argument("--nst-steps", type=int, help="NST optimisation steps per image (default: 50, 300 with --paper)")
+    p.add_argument("--nst-size", type=int, help="long side of the NST outputs (default: 128, the test images' "
+                   "with --paper)")
     p.add_argument("--style-steps", type=int, help="steps of each style network (default: the scale's)")
     p.add_argument("--tasks", default="summer2winter,monet2photo,style",
                    help="which parts, comma-separated: summer2winter, monet2photo, style")
@@ -126,7 +132,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def scale_of(args: argparse.Namespace) -> Scale:
     base = PAPER if args.paper else REDUCED
     given = {"size": args.size, "epochs": args.epochs, "epochs_decay": args.epochs_decay,
-             "nst_steps": args.nst_steps, "style_steps": args.style_steps}
+             "nst_steps": args.nst_steps, "nst_images": args.nst_images, "nst_size": args.nst_size,
+             "style_steps": args.style_steps}
     return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -153,7 +160,8 @@ def dataset_dir(data: Path, name: str) -> Path:
 @dataclass
 class Plan:
     scale: Scale
-    cyclegan: dict[str, tuple[TrainConfig, EvalConfig]]  # task name → its training and its evaluation
+    # task name → its training, its evaluation on the test inputs, and that of NST (on a sample of them)
+    cyclegan: dict[str, tuple[TrainConfig, EvalConfig, EvalConfig]]
     styles: dict[str, StyleTrainConfig]  # "1 style" / "3 styles" → its training
     held_out: list[Path]  # photos the style networks never saw
 
@@ -178,11 +186,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
                            image_size=scale.size, load_size=round(scale.size * 286 / 256), net_g=scale.net_g,
                            ngf=scale.ngf, ndf=scale.ndf, epochs=scale.epochs, epochs_decay=scale.epochs_decay,
                            sample_every=500, **common)
-        ecfg = EvalConfig(target=str(runs / task.name), baseline="nst", nst_steps=scale.nst_steps,
-                          max_images=args.max_images, vgg_weights=vgg_weights, device=args.device,
+        ecfg = EvalConfig(target=str(runs / task.name), max_images=args.max_images, device=args.device,
                           inception=shared_file(args.inception, "weights", "inception-2015-12-05-fid.pt"),
                           wandb_mode="disabled", workers=args.workers)
-        cyclegan_runs[task.name] = (tcfg, ecfg)
+        nst_images = min(n for n in (args.max_images, scale.nst_images, 10**9) if n is not None)
+        nst = replace(ecfg, baseline="nst", nst_steps=scale.nst_steps, nst_size=scale.nst_size,
+                      max_images=nst_images if nst_images < 10**9 else None, vgg_weights=vgg_weights)
+        cyclegan_runs[task.name] = (tcfg, ecfg, nst)
     styles, held_out = {}, []
     if "style" in parts:
         folder = dataset_dir(data, STYLE_DATASET)
@@ -208,29 +218,33 @@ def continuing(cfg):
 # CycleGAN
 
 
-def prove_cyclegan(tcfg: TrainConfig, ecfg: EvalConfig, task: Task) -> dict:
+def prove_cyclegan(tcfg: TrainConfig, ecfg: EvalConfig, nst: EvalConfig, task: Task) -> dict:
+    """Train (or continue) the run, then score it twice on its test split: beside "do nothing" on every test
+    input, and beside NST on NST's sample of them (each comparison on the same inputs)."""
     start = time.perf_counter()
     result = train(continuing(tcfg))
     if result.interrupted:
         raise KeyboardInterrupt
     train_s = time.perf_counter() - start
-    results = evaluate_run(ecfg)
     rows = []
-    for name, res in results.items():
-        src, dst = (task.domains["AB".index(d)] for d in DIRECTIONS[name])
-        for method, s in res.scores.items():
-            seconds = res.seconds.get(method, 0.0) + (train_s if method == "cyclegan" else 0.0)
-            rows.append({"task": task.name, "direction": f"{src} → {dst}", "method": METHODS[method],
-                         "kid": s.kid_mean, "kid_std": s.kid_std, "fid": s.fid, "images": s.n_fake,
-                         "seconds": seconds})
+    for cfg, methods, against in ((ecfg, ("do_nothing", "cyclegan"), "do nothing"), (nst, ("cyclegan", "nst"), "NST")):
+        results = evaluate_run(cfg)
+        for name, res in results.items():
+            src, dst = (task.domains["AB".index(d)] for d in DIRECTIONS[name])
+            for method in methods:
+                s = res.scores[method]
+                seconds = res.seconds.get(method, 0.0) + (train_s if method == "cyclegan" else 0.0)
+                rows.append({"task": task.name, "direction": f"{src} → {dst}", "against": against,
+                             "method": METHODS[method], "kid": s.kid_mean, "kid_std": s.kid_std, "fid": s.fid,
+                             "images": s.n_fake, "seconds": seconds})
     return {"rows": rows, "train_s": train_s, "steps": result.step, "results": results}
 
 
 def cyclegan_failures(rows: list[dict]) -> list[str]:
-    """Directions where CycleGAN's mean KID is not below both baselines'."""
+    """Directions where CycleGAN's mean KID is not below a baseline's on the same inputs."""
     failures = []
-    for key in dict.fromkeys((r["task"], r["direction"]) for r in rows):
-        kid = {r["method"]: r["kid"] for r in rows if (r["task"], r["direction"]) == key}
+    for key in dict.fromkeys((r["task"], r["direction"], r["against"]) for r in rows):
+        kid = {r["method"]: r["kid"] for r in rows if (r["task"], r["direction"], r["against"]) == key}
         for baseline in (METHODS["do_nothing"], METHODS["nst"]):
             if baseline in kid and not kid[METHODS["cyclegan"]] < kid[baseline]:
                 failures.append(f"{key[0]} {key[1]}: CycleGAN KID {1e3 * kid[METHODS['cyclegan']]:.1f} is not "
