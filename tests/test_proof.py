@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cyclegan.style import vgg
 from tests.conftest import make_folder, save_tiny_inception
@@ -102,3 +104,13 @@ def test_style_networks_must_paint_keep_content_and_mix_in_between():
     assert any("25%" in f for f in proof.style_failures("net", same_texture))
     outside = {**good, "mix": {"to_painting": [0.3, 0.7, 0.9], "own_photo_nearest": 1.0}}
     assert any("painting 0" in f for f in proof.style_failures("net", outside))
+
+
+def test_periodic_texture_sees_a_checkerboard_and_not_a_smooth_image(tmp_path):
+    proof = load_proof()
+    y, x = np.mgrid[:64, :64]
+    smooth = (128 + 60 * np.sin(x / 9) * np.cos(y / 13)).astype(np.uint8)
+    dotted = np.clip(smooth + 12.0 * ((x % 4 == 0) & (y % 4 == 0)), 0, 255).astype(np.uint8)
+    for name, pixels in (("smooth", smooth), ("dotted", dotted)):
+        Image.fromarray(np.stack([pixels] * 3, -1)).save(tmp_path / f"{name}.png")
+    assert proof.periodic_texture(tmp_path / "smooth.png") < 2 < 5 < proof.periodic_texture(tmp_path / "dotted.png")
