@@ -38,7 +38,6 @@ import torch
 from PIL import Image
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -162,7 +161,7 @@ class Plan:
     scale: Scale
     # task name → its training, its evaluation on the test inputs, and that of NST (on a sample of them)
     cyclegan: dict[str, tuple[TrainConfig, EvalConfig, EvalConfig]]
-    styles: dict[str, StyleTrainConfig]  # "1 style" / "3 styles" → its training
+    styles: dict[str, StyleTrainConfig]  # "style1" / "style3" → its training
     held_out: list[Path]  # photos the style networks never saw
 
 
@@ -189,9 +188,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         ecfg = EvalConfig(target=str(runs / task.name), max_images=args.max_images, device=args.device,
                           inception=shared_file(args.inception, "weights", "inception-2015-12-05-fid.pt"),
                           wandb_mode="disabled", workers=args.workers)
-        nst_images = min(n for n in (args.max_images, scale.nst_images, 10**9) if n is not None)
+        nst_images = min([n for n in (args.max_images, scale.nst_images) if n is not None], default=None)
         nst = replace(ecfg, baseline="nst", nst_steps=scale.nst_steps, nst_size=scale.nst_size,
-                      max_images=nst_images if nst_images < 10**9 else None, vgg_weights=vgg_weights)
+                      max_images=nst_images, vgg_weights=vgg_weights)
         cyclegan_runs[task.name] = (tcfg, ecfg, nst)
     styles, held_out = {}, []
     if "style" in parts:
@@ -388,27 +387,23 @@ def style_gallery(paintings: list[str], photos: list[Image.Image], images: dict,
     return path
 
 
-def print_table(rows: list[dict], styles: dict) -> None:
-    table = Table(title="Proof: KID and FID against the real test images of the target domain",
-                  caption="lower is better · KID ×10³: mean ± std over subsets · seconds: to make the outputs "
-                          "(CycleGAN: training + translating) · periodic texture: 1-4 for JPEG photographs")
-    for col in ("task", "direction", "method", "KID ×10³", "FID", "images", "seconds", "periodic texture"):
-        table.add_column(col, justify="left" if col in ("task", "direction", "method") else "right")
+def markdown_tables(rows: list[dict], styles: dict) -> str:
+    """The results as Markdown tables: readable in a log at any width, and ready for a README."""
+    lines = ["| task | direction | method | KID ×10³ | FID | images | seconds | periodic texture |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        table.add_row(r["task"], r["direction"], r["method"], f"{1e3 * r['kid']:.1f} ± {1e3 * r['kid_std']:.1f}",
-                      f"{r['fid']:.1f}", str(r["images"]), f"{r['seconds']:.0f}", f"{r['texture']:.1f}")
-    console.print(table)
+        best = r["method"] == "CycleGAN"
+        kid = f"{1e3 * r['kid']:.1f} ± {1e3 * r['kid_std']:.1f}"
+        lines.append(f"| {r['task']} | {r['direction']} | {'**CycleGAN**' if best else r['method']} | {kid} | "
+                     f"{r['fid']:.1f} | {r['images']} | {r['seconds']:.0f} | {r['texture']:.1f} |")
     if styles:
-        st = Table(title="Fast style networks on unseen photos", caption="style distance to each painting as a "
-                   "fraction of the photos' own (lower: more like it) · content kept: outputs nearest their own "
-                   "photo")
-        for col in ("network", "style", "to paintings 0, 1, 2", "content kept", "train s"):
-            st.add_column(col)
+        lines += ["", "| network | style | distance to paintings 0, 1, 2 | content kept | training s |",
+                  "|---|---|---|---|---|"]
         for name, s in styles.items():
             for key, r in s["report"].items():
-                st.add_row(name, key, ", ".join(f"{v:.2f}" for v in r["to_painting"]),
-                           f"{r['own_photo_nearest']:.0%}", f"{s['train_s']:.0f}")
-        console.print(st)
+                lines.append(f"| {name} | {key} | {', '.join(f'{v:.2f}' for v in r['to_painting'])} | "
+                             f"{r['own_photo_nearest']:.0%} | {s['train_s']:.0f} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -448,7 +443,7 @@ def prove(plan: Plan, args: argparse.Namespace) -> int:
             failures += style_failures(name, styles[name]["report"])
         last = styles[f"style{N_STYLES}"]
         style_gallery(last["styles"], photos, last["images"], gallery)
-    print_table(rows, styles)
+    print(markdown_tables(rows, styles), flush=True)
     report.update(rows=rows, style={k: {n: v for n, v in s.items() if n != "images"} for k, s in styles.items()},
                   failures=failures, passed=not failures, wall_s=time.perf_counter() - start)
     write_json(args.out / "proof.json", report)

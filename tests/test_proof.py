@@ -48,6 +48,7 @@ def test_the_proof_runs_end_to_end_at_a_tiny_setting(tmp_path):
     assert done.returncode in (0, 1), done.stderr[-3000:]
     report = json.loads((out / "proof.json").read_text())
     assert done.returncode == (0 if report["passed"] else 1) and report["passed"] == (not report["failures"])
+    assert "| summer2winter | winter → summer | NST |" in done.stdout  # the Markdown table
     cells = {(r["task"], r["direction"], r["method"]) for r in report["rows"]}
     assert len(cells) == 2 * 2 * 3  # two tasks, both directions, CycleGAN and two baselines
     assert {r["images"] for r in report["rows"]} == {4, 2}  # every test input; NST's sample of them
