@@ -107,17 +107,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "proof.json and the gallery (default: checkpoints/proof)")
     p.add_argument("--paper", action="store_true", help="the paper's scale: 256² crops, ResNet-9, 64 filters, "
                    "100 + 100 epochs, NST 300 steps, style networks 40,000 steps (a GPU's work)")
-    p.add_argument("--size", type=int, help="training crop size (default: 128, or 256 with --paper)")
-    p.add_argument("--epochs", type=int, help="CycleGAN epochs at the initial learning rate (default: the scale's)")
-    p.add_argument("--epochs-decay", type=int, help="CycleGAN epochs of linear decay (default: the scale's)")
+    def default(field: str, none: str = "") -> str:
+        reduced, paper = (none if v is None else v for v in (getattr(REDUCED, field), getattr(PAPER, field)))
+        return f"(default: {reduced}, {paper} with --paper)"
+
+    p.add_argument("--size", type=int, help=f"training crop size {default('size')}")
+    p.add_argument("--epochs", type=int, help=f"CycleGAN epochs at the initial learning rate {default('epochs')}")
+    p.add_argument("--epochs-decay", type=int, help=f"CycleGAN epochs of linear decay {default('epochs_decay')}")
     p.add_argument("--max-steps", type=int, help="stop every training after this many steps (smoke runs)")
     p.add_argument("--max-images", type=int, help="score a fixed sample of this many test inputs per direction")
     p.add_argument("--nst-images", type=int, help="score NST (and CycleGAN beside it) on a fixed sample of this "
-                   "many test inputs per direction (default: 20, all with --paper)")
-    p.add_argument("--nst-steps", type=int, help="NST optimisation steps per image (default: 50, 300 with --paper)")
-    p.add_argument("--nst-size", type=int, help="long side of the NST outputs (default: 128, the test images' "
-                   "with --paper)")
-    p.add_argument("--style-steps", type=int, help="steps of each style network (default: the scale's)")
+                   f"many test inputs per direction {default('nst_images', 'all')}")
+    p.add_argument("--nst-steps", type=int, help=f"NST optimisation steps per image {default('nst_steps')}")
+    own = "the test images' own"
+    p.add_argument("--nst-size", type=int, help=f"long side of the NST outputs {default('nst_size', own)}")
+    p.add_argument("--style-steps", type=int, help=f"training steps of each style network {default('style_steps')}")
     p.add_argument("--tasks", default="summer2winter,monet2photo,style",
                    help="which parts, comma-separated: summer2winter, monet2photo, style")
     p.add_argument("--vgg-weights", help="VGG19 features state dict (default: ../shared's, else torchvision's)")
@@ -225,20 +229,27 @@ def prove_cyclegan(tcfg: TrainConfig, ecfg: EvalConfig, nst: EvalConfig, task: T
     if result.interrupted:
         raise KeyboardInterrupt
     train_s = time.perf_counter() - start
+    against_nothing = evaluate_run(ecfg)
+    against_nst = evaluate_run(nst)  # its outputs make the gallery: input | CycleGAN | NST
+    rows = (score_rows(task, against_nothing, ("do_nothing", "cyclegan"), "do nothing", train_s)
+            + score_rows(task, against_nst, ("cyclegan", "nst"), "NST", train_s))
+    return {"rows": rows, "train_s": train_s, "steps": result.step, "results": against_nst}
+
+
+def score_rows(task: Task, results: dict, methods: tuple[str, ...], against: str, train_s: float) -> list[dict]:
+    """One table row per direction and method: its scores, the time its outputs took, their texture."""
     rows = []
-    for cfg, methods, against in ((ecfg, ("do_nothing", "cyclegan"), "do nothing"), (nst, ("cyclegan", "nst"), "NST")):
-        results = evaluate_run(cfg)
-        for name, res in results.items():
-            src, dst = (task.domains["AB".index(d)] for d in DIRECTIONS[name])
-            for method in methods:
-                s = res.scores[method]
-                seconds = res.seconds.get(method, 0.0) + (train_s if method == "cyclegan" else 0.0)
-                images = res.inputs if method == "do_nothing" else [p for p in res.outputs[method].values() if p]
-                rows.append({"task": task.name, "direction": f"{src} → {dst}", "against": against,
-                             "method": METHODS[method], "kid": s.kid_mean, "kid_std": s.kid_std, "fid": s.fid,
-                             "images": s.n_fake, "seconds": seconds,
-                             "texture": float(np.mean([periodic_texture(p) for p in images]))})
-    return {"rows": rows, "train_s": train_s, "steps": result.step, "results": results}
+    for name, res in results.items():
+        src, dst = (task.domains["AB".index(d)] for d in DIRECTIONS[name])
+        for method in methods:
+            s = res.scores[method]
+            seconds = res.seconds.get(method, 0.0) + (train_s if method == "cyclegan" else 0.0)
+            images = res.inputs if method == "do_nothing" else [p for p in res.outputs[method].values() if p]
+            rows.append({"task": task.name, "direction": f"{src} → {dst}", "against": against,
+                         "method": METHODS[method], "kid": s.kid_mean, "kid_std": s.kid_std, "fid": s.fid,
+                         "images": s.n_fake, "seconds": seconds,
+                         "texture": float(np.mean([periodic_texture(p) for p in images]))})
+    return rows
 
 
 def periodic_texture(path: Path) -> float:
