@@ -47,6 +47,7 @@ from cyclegan.data import image_folder  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
 from cyclegan.evaluate import DIRECTIONS, METHODS, evaluate_run  # noqa: E402
 from cyclegan.files import write_json  # noqa: E402
+from cyclegan.outputs import write_image  # noqa: E402
 from cyclegan.run import STATE_FILE  # noqa: E402
 from cyclegan.style import fast, vgg  # noqa: E402
 from cyclegan.style.fast import FastStyleRun  # noqa: E402
@@ -382,9 +383,7 @@ def cyclegan_gallery(task: Task, results: dict, folder: Path) -> list[Path]:
         rows = [[Image.open(src)] + [Image.open(res.outputs[m][src]) if res.outputs[m].get(src) else None
                                      for m in ("cyclegan", "nst") if m in res.outputs]
                 for src in res.inputs[:GALLERY_ROWS]]
-        path = folder / f"{task.name}_{name}.jpg"
-        grid(rows).save(path, quality=85)
-        written.append(path)
+        written.append(write_image(folder / f"{task.name}_{name}.jpg", grid(rows), quality=85))
     return written
 
 
@@ -393,9 +392,7 @@ def style_gallery(paintings: list[str], photos: list[Image.Image], images: dict,
     keys = list(images)
     top = [None] + [Image.open(p) for p in paintings] + [None] * (len(keys) - len(paintings))
     rows = [top] + [[photos[i]] + [images[k][i] for k in keys] for i in range(min(GALLERY_ROWS, len(photos)))]
-    path = folder / "style.jpg"
-    grid(rows).save(path, quality=85)
-    return path
+    return write_image(folder / "style.jpg", grid(rows), quality=85)
 
 
 def markdown_tables(rows: list[dict], styles: dict) -> str:
