@@ -376,23 +376,21 @@ def grid(rows: list[list[Image.Image | None]], side: int = 128) -> Image.Image:
     return sheet
 
 
-def cyclegan_gallery(task: Task, results: dict, folder: Path) -> list[Path]:
+def cyclegan_gallery(task: Task, results: dict, folder: Path) -> None:
     """Per direction: input | CycleGAN | NST for the first few test inputs."""
-    written = []
     for name, res in results.items():
         rows = [[Image.open(src)] + [Image.open(res.outputs[m][src]) if res.outputs[m].get(src) else None
                                      for m in ("cyclegan", "nst") if m in res.outputs]
                 for src in res.inputs[:GALLERY_ROWS]]
-        written.append(write_image(folder / f"{task.name}_{name}.jpg", grid(rows), quality=85))
-    return written
+        write_image(folder / f"{task.name}_{name}.jpg", grid(rows), quality=85)
 
 
-def style_gallery(paintings: list[str], photos: list[Image.Image], images: dict, folder: Path) -> Path:
+def style_gallery(paintings: list[str], photos: list[Image.Image], images: dict, folder: Path) -> None:
     """First row: the paintings; then per photo: photo | each style | the mix."""
     keys = list(images)
     top = [None] + [Image.open(p) for p in paintings] + [None] * (len(keys) - len(paintings))
     rows = [top] + [[photos[i]] + [images[k][i] for k in keys] for i in range(min(GALLERY_ROWS, len(photos)))]
-    return write_image(folder / "style.jpg", grid(rows), quality=85)
+    write_image(folder / "style.jpg", grid(rows), quality=85)
 
 
 def markdown_tables(rows: list[dict], styles: dict) -> str:
