@@ -203,6 +203,7 @@ GanMode = Literal["lsgan", "vanilla", "hinge"]
 Norm = Literal["instance", "batch", "none"]
 InitType = Literal["normal", "xavier", "kaiming", "orthogonal"]
 Discriminator = Literal["basic", "n_layers"]
+Upsample = Literal["transposed", "resize"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 WandbMode = Literal["auto", "online", "offline", "disabled"]
@@ -265,6 +266,9 @@ class TrainConfig(RunOptions):
     init_type: InitType = opt("normal", "Weight init: normal, xavier, kaiming, orthogonal.")
     init_gain: float = opt(0.02, "Scale of the weight init.", min=0)
     dropout: bool = opt(False, "Dropout in the generator (off in the paper's CycleGAN).")
+    upsample: Upsample = opt("transposed", "The ResNet generator's two 2× upsamplings: transposed (the paper's "
+                             "stride-2 transposed convolutions) or resize (nearest-neighbour 2× then a 3×3 "
+                             "convolution: no checkerboard pattern to unlearn, which short runs never fully do).")
     # losses
     gan_mode: GanMode = opt("lsgan", "Adversarial loss: lsgan (paper), vanilla or hinge.")
     lambda_cycle: float = opt(10.0, "Weight of the cycle-consistency loss.", min=0)
@@ -305,6 +309,8 @@ class TrainConfig(RunOptions):
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.load_size < self.image_size:
             yield problem("--load-size", self.load_size, f"must be at least --image-size ({self.image_size}) "
                           f"with --preprocess {self.preprocess}")
+        if self.upsample != "transposed" and not self.net_g.startswith("resnet"):
+            yield problem("--upsample", self.upsample, "is for the ResNet generators; the U-Net has only transposed")
         if self.total_epochs == 0:
             yield "--epochs 0 --epochs-decay 0: train for at least one epoch"
         if self.preprocess == "none" and self.batch_size > 1:

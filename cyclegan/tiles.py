@@ -99,11 +99,11 @@ def whole_image_norms(net: nn.Module) -> Iterator[list[WholeImageNorm]]:
 
 def halo(net: nn.Module) -> tuple[int, int]:
     """The receptive-field radius of a network in input pixels and its total downsampling, the radius
-    rounded up to a multiple of the downsampling (a ResNet-9: 88 and 4; AdaIN: 72 and 8).
+    rounded up to a multiple of the downsampling (a ResNet-9: 88 and 4; AdaIN: 80 and 8).
 
     Each convolution adds its kernel radius times the current downsampling, a pooling its window, an
-    upsampling nothing; modules are read in the order they are registered, which is the order they run
-    in every network here.
+    upsampling the difference of the scales around it; modules are read in the order they are registered,
+    which is the order they run in every network here.
     """
     radius, scale, most = 0, 1, 1
     # every use of a module: AdaIN's published layout reuses one pooling module, and one upsampling, thrice
@@ -119,7 +119,10 @@ def halo(net: nn.Module) -> tuple[int, int]:
             radius += (kernel - 1) * scale
             scale *= m.stride if isinstance(m.stride, int) else m.stride[0]
         elif isinstance(m, nn.Upsample):
-            scale = max(1, int(scale / m.scale_factor))
+            before, scale = scale, max(1, int(scale / m.scale_factor))
+            # nearest-neighbour: the next kernel's edge pixel may copy the neighbouring source pixel, a
+            # whole source pixel (`before` input pixels) away rather than the `scale` its radius counts
+            radius += before - scale
         most = max(most, scale)
     return -(-radius // most) * most, most
 

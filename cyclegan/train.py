@@ -100,7 +100,8 @@ class Nets:
 
 
 def build_nets(cfg: TrainConfig) -> tuple[Nets, GeneratorSpec]:
-    spec = GeneratorSpec.from_name(cfg.net_g, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout)
+    spec = GeneratorSpec.from_name(cfg.net_g, ngf=cfg.ngf, norm=cfg.norm, dropout=cfg.dropout,
+                                   upsample=cfg.upsample)
     gens = [build_generator(spec, cfg.init_type, cfg.init_gain) for _ in range(2)]
     discs = [build_discriminator(cfg.net_d, cfg.ndf, cfg.n_layers_d, cfg.norm, 3, cfg.init_type, cfg.init_gain)
              for _ in range(2)]

@@ -65,6 +65,7 @@ class Scale:
 
     size: int  # training crop; load_size is the paper's ratio, 286/256
     net_g: str
+    upsample: str  # the generator's upsampling layers: "transposed" (the paper) or "resize"
     ngf: int
     ndf: int
     epochs: int
@@ -77,10 +78,10 @@ class Scale:
 
 
 # The paper's settings, and the reduced ones that fit the CPU budget (README: Results)
-PAPER = Scale(size=256, net_g="resnet_9blocks", ngf=64, ndf=64, epochs=100, epochs_decay=100, nst_steps=300,
-              nst_images=None, nst_size=None, style_steps=40000, style_arch="full")
-REDUCED = Scale(size=128, net_g="resnet_6blocks", ngf=32, ndf=32, epochs=8, epochs_decay=8, nst_steps=50,
-                nst_images=20, nst_size=128, style_steps=600, style_arch="full")
+PAPER = Scale(size=256, net_g="resnet_9blocks", upsample="transposed", ngf=64, ndf=64, epochs=100,
+              epochs_decay=100, nst_steps=300, nst_images=None, nst_size=None, style_steps=40000, style_arch="full")
+REDUCED = Scale(size=128, net_g="resnet_6blocks", upsample="transposed", ngf=32, ndf=32, epochs=8,
+                epochs_decay=8, nst_steps=50, nst_images=20, nst_size=128, style_steps=600, style_arch="full")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, help=f"training crop size {default('size')}")
     p.add_argument("--epochs", type=int, help=f"CycleGAN epochs at the initial learning rate {default('epochs')}")
     p.add_argument("--epochs-decay", type=int, help=f"CycleGAN epochs of linear decay {default('epochs_decay')}")
+    p.add_argument("--upsample", choices=("transposed", "resize"), help="the generators' upsampling layers: "
+                   f"the paper's transposed convolutions or resize-convolutions {default('upsample')}")
     p.add_argument("--max-steps", type=int, help="stop every training after this many steps (smoke runs)")
     p.add_argument("--max-images", type=int, help="score a fixed sample of this many test inputs per direction")
     p.add_argument("--nst-images", type=int, help="score NST (and CycleGAN beside it) on a fixed sample of this "
@@ -135,9 +138,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def scale_of(args: argparse.Namespace) -> Scale:
     base = PAPER if args.paper else REDUCED
-    given = {"size": args.size, "epochs": args.epochs, "epochs_decay": args.epochs_decay,
-             "nst_steps": args.nst_steps, "nst_images": args.nst_images, "nst_size": args.nst_size,
-             "style_steps": args.style_steps}
+    given = {"size": args.size, "upsample": args.upsample, "epochs": args.epochs,
+             "epochs_decay": args.epochs_decay, "nst_steps": args.nst_steps, "nst_images": args.nst_images,
+             "nst_size": args.nst_size, "style_steps": args.style_steps}
     return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -188,8 +191,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         folder = dataset_dir(data, task.dataset)
         tcfg = TrainConfig(name=task.name, domain_a=str(folder / "trainA"), domain_b=str(folder / "trainB"),
                            image_size=scale.size, load_size=round(scale.size * 286 / 256), net_g=scale.net_g,
-                           ngf=scale.ngf, ndf=scale.ndf, epochs=scale.epochs, epochs_decay=scale.epochs_decay,
-                           sample_every=500, **common)
+                           upsample=scale.upsample, ngf=scale.ngf, ndf=scale.ndf, epochs=scale.epochs,
+                           epochs_decay=scale.epochs_decay, sample_every=500, **common)
         ecfg = EvalConfig(target=str(runs / task.name), max_images=args.max_images, device=args.device,
                           inception=shared_file(args.inception, "weights", "inception-2015-12-05-fid.pt"),
                           wandb_mode="disabled", workers=args.workers)

@@ -31,6 +31,8 @@ def test_defaults_are_valid_and_every_option_has_help(cls):
     (TrainConfig(domain_a=None), "--domainA None: must be given"),
     (TrainConfig(device="cuda:x"), "--device cuda:x: choose auto, cpu, cuda, cuda:N or mps"),
     (TrainConfig(lr=0), "--lr 0: must be more than 0"),
+    (TrainConfig(upsample="bilinear"), "--upsample bilinear: choose one of transposed, resize"),
+    (TrainConfig(net_g="unet_256", upsample="resize"), "--upsample resize: is for the ResNet generators"),
     (TranslateConfig(quality=0), "--quality 0: must be from 1 to 100"),
     (TranslateConfig(resize=0), "--resize 0: must be at least 1"),
     (EvalConfig(baseline="fid"), "--baseline fid: choose one of nst"),
@@ -66,13 +68,14 @@ def test_vgg_min_size_leaves_the_deepest_layer_one_pixel():
 
 def test_choices_are_the_ones_the_code_implements():
     from cyclegan import data, losses, runtime, tracking, translate
-    from cyclegan.models import layers
+    from cyclegan.models import generator, layers
     from cyclegan.style import gatys, vgg
 
     hints = {cls: dict((f.name, hint) for f, hint in config.option_fields(cls)) for cls in CONFIGS}
     assert config.choices(hints[TrainConfig]["gan_mode"]) == losses.GAN_MODES
     assert config.choices(hints[TrainConfig]["norm"]) == layers.NORMS
     assert config.choices(hints[TrainConfig]["init_type"]) == layers.INIT_TYPES
+    assert config.choices(hints[TrainConfig]["upsample"]) == generator.UPSAMPLES
     assert config.choices(hints[TrainConfig]["preprocess"]) == data.PREPROCESS_MODES
     assert config.choices(hints[TrainConfig]["precision"]) == ("auto", *runtime.PRECISIONS)
     assert config.choices(hints[TrainConfig]["wandb_mode"]) == tracking.WANDB_MODES

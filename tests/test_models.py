@@ -66,3 +66,20 @@ def test_spec_round_trip_and_errors():
         GeneratorSpec.from_name("resnet_blocks")
     with pytest.raises(ValueError, match="unknown discriminator"):
         build_discriminator("pixelish")
+
+
+def test_resize_upsampling_is_a_resnet_option_with_the_same_parameters():
+    # nearest-neighbour 2× + 3×3 conv has as many weights as the 3×3 transposed conv it replaces
+    paper, resize = GeneratorSpec(), GeneratorSpec(upsample="resize")
+    assert n_params(build_generator(resize)) == n_params(build_generator(paper))
+    assert "resize upsampling" in resize.describe() and "resize" not in paper.describe()
+    y = build_generator(GeneratorSpec(ngf=4, n_blocks=1, upsample="resize"))(torch.randn(1, 3, 36, 44))
+    assert y.shape == (1, 3, 36, 44)
+    assert GeneratorSpec.from_dict(resize.to_dict()) == resize
+    # files written before the option existed describe the paper's generator
+    old = {k: v for k, v in paper.to_dict().items() if k != "upsample"}
+    assert GeneratorSpec.from_dict(old).upsample == "transposed"
+    with pytest.raises(ValueError, match="unknown upsampling 'bilinear'"):
+        GeneratorSpec(upsample="bilinear").check()
+    with pytest.raises(ValueError, match="for the ResNet generators"):
+        GeneratorSpec.from_name("unet_128", upsample="resize").check()

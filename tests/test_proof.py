@@ -13,6 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from cyclegan.data import to_uint8
+from cyclegan.models import GeneratorSpec, build_generator
 from cyclegan.style import vgg
 from tests.conftest import make_folder, save_tiny_inception
 
@@ -115,3 +117,28 @@ def test_periodic_texture_sees_a_checkerboard_and_not_a_smooth_image(tmp_path):
     for name, pixels in (("smooth", smooth), ("dotted", dotted)):
         Image.fromarray(np.stack([pixels] * 3, -1)).save(tmp_path / f"{name}.png")
     assert proof.periodic_texture(tmp_path / "smooth.png") < 2 < 5 < proof.periodic_texture(tmp_path / "dotted.png")
+
+
+def test_resize_upsampling_starts_without_the_checkerboard(tmp_path):
+    """What --upsample resize is for: an untrained paper generator already prints the 2-/4-pixel pattern on a
+    smooth image; the resize-convolution one does not."""
+    proof = load_proof()
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    smooth = torch.stack([x, y, x * y]).unsqueeze(0) * 0.8
+    texture = {}
+    for upsample in ("transposed", "resize"):
+        torch.manual_seed(0)
+        net = build_generator(GeneratorSpec(ngf=8, n_blocks=2, upsample=upsample)).eval()
+        with torch.no_grad():
+            pixels = to_uint8(net(smooth))[0].permute(1, 2, 0).numpy()
+        Image.fromarray(pixels).save(tmp_path / f"{upsample}.png")
+        texture[upsample] = proof.periodic_texture(tmp_path / f"{upsample}.png")
+    assert texture["resize"] < 2 < 4 < texture["transposed"], texture
+
+
+def test_the_upsampling_option_reaches_the_training_configs(tmp_path):
+    proof = load_proof()
+    data = tiny_datasets(tmp_path / "data")
+    for argv, expected in (([], "transposed"), (["--upsample", "resize"], "resize")):
+        plan = proof.make_plan(proof.parse_args(["--data", str(data), "--tasks", "summer2winter", *argv]))
+        assert plan.cyclegan["summer2winter"][0].upsample == expected

@@ -18,6 +18,7 @@ from .layers import NORMS, conv_bias, init_weights, norm_layer
 
 GENERATOR_NAMES = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 ARCHS = ("resnet", "unet")
+UPSAMPLES = ("transposed", "resize")
 # What a file may describe. A spec read from a file costs nothing to forge, and ngf=10**6 would ask
 # for terabytes, so loading refuses anything outside these bounds before building a network.
 # They are far beyond every published CycleGAN/pix2pix generator (ngf 64, 9 blocks, 8 levels).
@@ -44,6 +45,7 @@ class GeneratorSpec:
     dropout: bool = False
     in_channels: int = 3
     out_channels: int = 3
+    upsample: str = "transposed"  # resnet: "transposed" (the paper) or "resize"; see ResnetGenerator
 
     @classmethod
     def from_name(cls, name: str, **kwargs) -> GeneratorSpec:
@@ -82,7 +84,7 @@ class GeneratorSpec:
     def describe(self) -> str:
         """``resnet_9blocks generator (ngf=64, norm=instance)`` and the like, for messages."""
         name = f"resnet_{self.n_blocks}blocks" if self.arch == "resnet" else f"unet ({self.num_downs} levels)"
-        extra = ", dropout" if self.dropout else ""
+        extra = (", dropout" if self.dropout else "") + (", resize upsampling" if self.upsample == "resize" else "")
         return f"{name} generator (ngf={self.ngf}, norm={self.norm}{extra})"
 
     def to_dict(self) -> dict:
@@ -94,7 +96,8 @@ class GeneratorSpec:
         if not isinstance(d, dict):
             raise ValueError(f"the architecture is a {type(d).__name__}, not a JSON object")
         fields = {f.name for f in dataclasses.fields(cls)}
-        if missing := sorted(fields - set(d)):
+        # files written before `upsample` existed hold the paper's transposed convolutions
+        if missing := sorted(fields - set(d) - {"upsample"}):
             raise ValueError(f"the architecture lacks {', '.join(missing)}")
         if extra := sorted(set(d) - fields):
             raise ValueError(f"the architecture has unknown fields {', '.join(extra)}")
@@ -106,6 +109,10 @@ class GeneratorSpec:
             raise ValueError(f"unknown generator architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; choose one of {', '.join(NORMS)}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"unknown upsampling {self.upsample!r}; choose one of {', '.join(UPSAMPLES)}")
+        if self.upsample != "transposed" and self.arch != "resnet":
+            raise ValueError(f"{self.upsample} upsampling is for the ResNet generators; the U-Net has only transposed")
         if type(self.dropout) is not bool:
             raise ValueError(f"dropout must be true or false, not {self.dropout!r}")
         for name, (low, high) in SPEC_BOUNDS.items():
@@ -131,8 +138,21 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+def upsampling(spec: GeneratorSpec, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
+    """One 2× upsampling of the ResNet generator.
+
+    ``transposed``: the paper's 3×3 stride-2 transposed convolution. Its kernel overlaps unevenly, so it
+    prints a 2- (and, twice, 4-) pixel grid that training must learn to cancel (Odena et al. 2016,
+    "Deconvolution and checkerboard artifacts"). ``resize``: their remedy, nearest-neighbour 2× then a 3×3
+    convolution, which treats every output pixel alike (not in the paper; weights are not interchangeable).
+    """
+    if spec.upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias)]
+    return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+
+
 class ResnetGenerator(nn.Module):
-    """7×7 stem, two stride-2 downsamplings, residual blocks, two transposed-conv upsamplings, tanh."""
+    """7×7 stem, two stride-2 downsamplings, residual blocks, two upsamplings, tanh."""
 
     def __init__(self, spec: GeneratorSpec):
         super().__init__()
@@ -151,8 +171,7 @@ class ResnetGenerator(nn.Module):
         for i in range(2):
             mult = 2 ** (2 - i)
             layers += [
-                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
-                                   bias=bias),
+                *upsampling(spec, ngf * mult, ngf * mult // 2, bias),
                 norm_fn(ngf * mult // 2),
                 nn.ReLU(True),
             ]
