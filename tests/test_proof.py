@@ -139,6 +139,6 @@ def test_resize_upsampling_starts_without_the_checkerboard(tmp_path):
 def test_the_upsampling_option_reaches_the_training_configs(tmp_path):
     proof = load_proof()
     data = tiny_datasets(tmp_path / "data")
-    for argv, expected in (([], "transposed"), (["--upsample", "resize"], "resize")):
+    for argv, expected in (([], "resize"), (["--upsample", "transposed"], "transposed"), (["--paper"], "transposed")):
         plan = proof.make_plan(proof.parse_args(["--data", str(data), "--tasks", "summer2winter", *argv]))
         assert plan.cyclegan["summer2winter"][0].upsample == expected
