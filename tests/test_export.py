@@ -22,8 +22,10 @@ from cyclegan.translate import Translator, load_translator, pad_to_multiple
 
 runner = CliRunner()
 CPU = torch.device("cpu")
-# tiny generators: a ResNet (multiple 4) and a U-Net (multiple 32), both with instance norm
+# tiny generators: a ResNet (multiple 4), the same with resize-convolutions, and a U-Net (multiple 32),
+# all with instance norm
 SPECS = {"resnet": GeneratorSpec(arch="resnet", ngf=4, n_blocks=1),
+         "resnet_resize": GeneratorSpec(arch="resnet", ngf=4, n_blocks=1, upsample="resize"),
          "unet": GeneratorSpec(arch="unet", ngf=4, num_downs=5)}
 # sizes the export never saw (its example is 2×3×64×64 and its own checks use others): odd sides too
 SIZES = [(2, 3, 45, 91), (1, 3, 133, 70)]
@@ -52,7 +54,7 @@ def compare(run, translator: Translator) -> None:
         assert levels(got, translator(x)).max() <= TOLERANCE
 
 
-@pytest.mark.parametrize("arch", ["resnet", "unet"])
+@pytest.mark.parametrize("arch", list(SPECS))
 def test_onnx_round_trip(tmp_path, arch):
     ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
@@ -72,7 +74,7 @@ def test_onnx_round_trip(tmp_path, arch):
     compare(lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0]), translator)
 
 
-@pytest.mark.parametrize("arch", ["resnet", "unet"])
+@pytest.mark.parametrize("arch", list(SPECS))
 def test_pt2_round_trip(tmp_path, arch):
     model = generator_file(tmp_path, arch)
     result = export.export_model(ExportConfig(checkpoint=str(model), output=str(tmp_path / "g.pt2")))
