@@ -268,7 +268,7 @@ class TrainConfig(RunOptions):
     dropout: bool = opt(False, "Dropout in the generator (off in the paper's CycleGAN).")
     upsample: Upsample = opt("transposed", "The ResNet generator's two 2× upsamplings: transposed (the paper's "
                              "stride-2 transposed convolutions) or resize (nearest-neighbour 2× then a 3×3 "
-                             "convolution: no checkerboard pattern to unlearn, which short runs never fully do).")
+                             "convolution: no checkerboard pattern to unlearn, which short runs do not manage fully).")
     # losses
     gan_mode: GanMode = opt("lsgan", "Adversarial loss: lsgan (paper), vanilla or hinge.")
     lambda_cycle: float = opt(10.0, "Weight of the cycle-consistency loss.", min=0)

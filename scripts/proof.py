@@ -47,6 +47,7 @@ from cyclegan.data import image_folder  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
 from cyclegan.evaluate import DIRECTIONS, METHODS, evaluate_run  # noqa: E402
 from cyclegan.files import write_json  # noqa: E402
+from cyclegan.models.generator import UPSAMPLES  # noqa: E402
 from cyclegan.outputs import write_image  # noqa: E402
 from cyclegan.run import STATE_FILE  # noqa: E402
 from cyclegan.style import fast, vgg  # noqa: E402
@@ -118,7 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, help=f"training crop size {default('size')}")
     p.add_argument("--epochs", type=int, help=f"CycleGAN epochs at the initial learning rate {default('epochs')}")
     p.add_argument("--epochs-decay", type=int, help=f"CycleGAN epochs of linear decay {default('epochs_decay')}")
-    p.add_argument("--upsample", choices=("transposed", "resize"), help="the generators' upsampling layers: "
+    p.add_argument("--upsample", choices=UPSAMPLES, help="the generators' upsampling layers: "
                    f"the paper's transposed convolutions or resize-convolutions {default('upsample')}")
     p.add_argument("--max-steps", type=int, help="stop every training after this many steps (smoke runs)")
     p.add_argument("--max-images", type=int, help="score a fixed sample of this many test inputs per direction")
