@@ -138,7 +138,7 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-def upsampling(spec: GeneratorSpec, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
+def upsampling(mode: str, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
     """One 2× upsampling of the ResNet generator.
 
     ``transposed``: the paper's 3×3 stride-2 transposed convolution. Its kernel overlaps unevenly, so it
@@ -146,7 +146,7 @@ def upsampling(spec: GeneratorSpec, c_in: int, c_out: int, bias: bool) -> list[n
     "Deconvolution and checkerboard artifacts"). ``resize``: their remedy, nearest-neighbour 2× then a 3×3
     convolution, which treats every output pixel alike (not in the paper; weights are not interchangeable).
     """
-    if spec.upsample == "resize":
+    if mode == "resize":
         return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias)]
     return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)]
 
@@ -171,7 +171,7 @@ class ResnetGenerator(nn.Module):
         for i in range(2):
             mult = 2 ** (2 - i)
             layers += [
-                *upsampling(spec, ngf * mult, ngf * mult // 2, bias),
+                *upsampling(spec.upsample, ngf * mult, ngf * mult // 2, bias),
                 norm_fn(ngf * mult // 2),
                 nn.ReLU(True),
             ]
