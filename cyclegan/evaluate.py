@@ -45,7 +45,7 @@ from .translate import load_translator, run_jobs
 log = logging.getLogger(__name__)
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
-METHODS = {"do_nothing": "do nothing", "cyclegan": "CycleGAN", "nst": "NST"}
+METHODS = {"do_nothing": "do nothing", "real": "real images", "cyclegan": "CycleGAN", "nst": "NST"}
 THUMB_SIDE = 160
 
 
@@ -103,6 +103,7 @@ class DirectionResult:
     source: Path  # test folder of the source domain
     target: Path  # test folder of the target domain (the real images)
     inputs: list[Path]
+    references: list[Path] = field(default_factory=list)  # target-domain training images scored as "real"
     outputs: dict[str, dict[Path, Path | None]] = field(default_factory=dict)
     scores: dict[str, Scores] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time each method took for its outputs
@@ -121,6 +122,16 @@ def pick_inputs(paths: list[Path], max_images: int | None, seed: int = 0) -> lis
     if max_images is None or max_images >= len(paths):
         return paths
     return sorted(random.Random(seed).sample(paths, max_images))
+
+
+def real_references(folder: str, n: int) -> list[Path]:
+    """A fixed sample of ``n`` training images of the target domain. Scored like the translations, they give
+    what a perfect translation would reach on this test split: KID's floor, as "do nothing" is its ceiling.
+    Nothing when the run's training folder is no longer there (a run copied without its dataset)."""
+    if not folder or not Path(folder).is_dir():
+        log.info("no reference of real images: the training folder %r is not there", folder)
+        return []
+    return pick_inputs(image_folder(folder, "training folder"), n)
 
 
 def check_run_options(cfg: EvalConfig) -> None:
@@ -169,6 +180,9 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, DirectionResult]:
             res.seconds["nst"] = time.perf_counter() - start  # reused outputs count as their reading only
         real = features(image_folder(test[dst], f"test folder of domain {dst}"), f"real test{dst}")
         res.scores["do_nothing"] = fid_kid(real, features(inputs, f"test{src} as it is"))
+        res.references = real_references(train[dst], len(inputs))
+        if res.references:
+            res.scores["real"] = fid_kid(real, features(res.references, f"train{dst} (real images)"))
         for method, outputs in res.outputs.items():
             done = [p for p in outputs.values() if p is not None]
             res.scores[method] = fid_kid(real, features(done, f"{METHODS[method]} {name}"))

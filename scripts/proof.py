@@ -8,7 +8,8 @@
    learning rate), then `cyclegan evaluate RUN --baseline nst` on the test split with the run's last
    checkpoint (never the best-on-test one): KID and FID of CycleGAN, of neural style transfer (Gatys et al.,
    each input painted after a training image of the target domain, taken in turn) and of "do nothing" (the
-   inputs as they are) against the real test images of the target domain, in both directions.
+   inputs as they are) against the real test images of the target domain, in both directions; beside them,
+   as many real training images of the target domain (what a perfect translation would score).
 2. Fast style (Johnson et al.): a one-style network and a three-style one (conditional instance norm),
    trained with `cyclegan train-style` on the dataset's training photos with Monet paintings of its training
    split, measured on test photos they never saw: the style distance (Gram matrices of VGG19's style layers)
@@ -238,7 +239,7 @@ def prove_cyclegan(tcfg: TrainConfig, ecfg: EvalConfig, nst: EvalConfig, task: T
     train_s = time.perf_counter() - start
     against_nothing = evaluate_run(ecfg)
     against_nst = evaluate_run(nst)  # its outputs make the gallery: input | CycleGAN | NST
-    rows = (score_rows(task, against_nothing, ("do_nothing", "cyclegan"), "do nothing", train_s)
+    rows = (score_rows(task, against_nothing, ("do_nothing", "real", "cyclegan"), "do nothing", train_s)
             + score_rows(task, against_nst, ("cyclegan", "nst"), "NST", train_s))
     return {"rows": rows, "train_s": train_s, "steps": result.step, "results": against_nst}
 
@@ -248,10 +249,11 @@ def score_rows(task: Task, results: dict, methods: tuple[str, ...], against: str
     rows = []
     for name, res in results.items():
         src, dst = (task.domains["AB".index(d)] for d in DIRECTIONS[name])
-        for method in methods:
+        for method in (m for m in methods if m in res.scores):  # "real" needs the training folder
             s = res.scores[method]
             seconds = res.seconds.get(method, 0.0) + (train_s if method == "cyclegan" else 0.0)
-            images = res.inputs if method == "do_nothing" else [p for p in res.outputs[method].values() if p]
+            images = (res.inputs if method == "do_nothing" else res.references if method == "real"
+                      else [p for p in res.outputs[method].values() if p])
             rows.append({"task": task.name, "direction": f"{src} → {dst}", "against": against,
                          "method": METHODS[method], "kid": s.kid_mean, "kid_std": s.kid_std, "fid": s.fid,
                          "images": s.n_fake, "seconds": seconds,

@@ -69,9 +69,10 @@ def test_run_report_scores_translations_and_inputs(smoke_run):
 
     metrics = json.loads((run / "metrics.json").read_text())
     for direction, n_in, n_real in (("AtoB", 3, 4), ("BtoA", 4, 3)):
-        assert set(metrics[direction]) == {"do_nothing", "cyclegan"}
-        for scores in metrics[direction].values():
-            assert (scores["n_fake"], scores["n_real"]) == (n_in, n_real)
+        assert set(metrics[direction]) == {"do_nothing", "real", "cyclegan"}
+        for method, scores in metrics[direction].items():
+            # "real": the target domain's training images, as many as there are inputs (here only 2 exist)
+            assert (scores["n_fake"], scores["n_real"]) == (2 if method == "real" else n_in, n_real)
             assert scores["fid"] >= 0 and scores["kid_std"] >= 0
         assert metrics[direction]["cyclegan"] != metrics[direction]["do_nothing"]
     fakes = sorted((run / "eval" / "AtoB" / "cyclegan").iterdir())
@@ -105,9 +106,9 @@ def test_run_report_logs_the_table_to_the_runs_wandb_run(smoke_run, monkeypatch)
     assert result.exit_code == 0, result.output
     assert calls["init"] == (run, "offline", "cyclegan", "smoke", None)  # the training run (no W&B id here)
     key, columns, rows = calls["table"]
-    assert columns[:3] == ["direction", "method", "fid"] and len(rows) == 4 and calls["finished"]
+    assert columns[:3] == ["direction", "method", "fid"] and len(rows) == 6 and calls["finished"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert ["B→A", "CycleGAN", metrics["BtoA"]["cyclegan"]["fid"]] == rows[3][:3]
+    assert ["B→A", "CycleGAN", metrics["BtoA"]["cyclegan"]["fid"]] == rows[5][:3]
 
 
 def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
@@ -116,6 +117,16 @@ def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert "AtoB" not in metrics and metrics["BtoA"]["cyclegan"]["n_fake"] == 2
     assert metrics["BtoA"]["do_nothing"]["n_fake"] == 2 and metrics["BtoA"]["cyclegan"]["n_real"] == 3
+
+
+def test_real_references_are_a_fixed_sample_of_the_target_training_images(tmp_path):
+    """KID's floor: as many real images of the target domain as there are inputs, the same on every call."""
+    folder = make_folder(tmp_path / "trainB", 5)
+    picked = evaluation.real_references(str(folder), 3)
+    assert len(picked) == 3 and picked == evaluation.real_references(str(folder), 3)
+    assert all(p.parent == folder for p in picked)
+    assert len(evaluation.real_references(str(folder), 9)) == 5
+    assert evaluation.real_references(str(tmp_path / "moved"), 3) == []  # a run copied without its dataset
 
 
 def tiny_vgg19(weights, layers, pooling="max", device="cpu"):
@@ -133,7 +144,7 @@ def test_run_report_with_the_nst_baseline(smoke_run, tmp_path, monkeypatch):
 
     metrics = json.loads((run / "metrics.json").read_text())
     for direction in ("AtoB", "BtoA"):
-        assert set(metrics[direction]) == {"do_nothing", "cyclegan", "nst"}
+        assert set(metrics[direction]) == {"do_nothing", "real", "cyclegan", "nst"}
         assert metrics[direction]["nst"]["n_fake"] == 2
         # how long each method took to make its outputs (the proof's wall-time column)
         assert metrics[direction]["nst"]["seconds"] > 0 and metrics[direction]["cyclegan"]["seconds"] > 0

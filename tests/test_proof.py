@@ -52,7 +52,8 @@ def test_the_proof_runs_end_to_end_at_a_tiny_setting(tmp_path):
     assert done.returncode == (0 if report["passed"] else 1) and report["passed"] == (not report["failures"])
     assert "| summer2winter | winter → summer | NST |" in done.stdout  # the Markdown table
     cells = {(r["task"], r["direction"], r["method"]) for r in report["rows"]}
-    assert len(cells) == 2 * 2 * 3  # two tasks, both directions, CycleGAN and two baselines
+    assert len(cells) == 2 * 2 * 4  # two tasks, both directions, CycleGAN, two baselines and real images
+    assert ("summer2winter", "summer → winter", "real images") in cells
     assert {r["images"] for r in report["rows"]} == {4, 2}  # every test input; NST's sample of them
     assert ("summer2winter", "winter → summer", "NST") in cells
     assert ("monet2photo", "photo → Monet", "CycleGAN") in cells
@@ -90,6 +91,9 @@ def test_cyclegan_must_beat_both_baselines_in_every_direction(on_all, on_sample,
     proof = load_proof()
     rows = [*pair("a → b", "do nothing", 0.040, on_all), *pair("a → b", "NST", 0.020, on_sample),
             *pair("b → a", "do nothing", 0.040, 0.010), *pair("b → a", "NST", 0.020, 0.010)]
+    # the real images are KID's floor, shown beside "do nothing": a reference, not a baseline to beat
+    rows += [{"task": "t", "direction": d, "against": "do nothing", "method": "real images", "kid": 0.001}
+             for d in ("a → b", "b → a")]
     failures = proof.cyclegan_failures(rows)
     assert len(failures) == failed and all("a → b" in f for f in failures)
 
