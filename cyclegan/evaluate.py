@@ -126,7 +126,8 @@ def pick_inputs(paths: list[Path], max_images: int | None, seed: int = 0) -> lis
 
 def real_references(folder: str, n: int) -> list[Path]:
     """A fixed sample of ``n`` training images of the target domain. Scored like the translations, they give
-    what a perfect translation would reach on this test split: KID's floor, as "do nothing" is its ceiling.
+    what a perfect translation would reach on this test split (KID's floor; "do nothing" shows where the
+    translation starts from).
     Nothing when the run's training folder is no longer there (a run copied without its dataset)."""
     if not folder or not Path(folder).is_dir():
         log.info("no reference of real images: the training folder %r is not there", folder)
