@@ -479,8 +479,9 @@ def evaluate(
     FAKE_DIR REAL_DIR: score a folder of generated images against real ones.
 
     RUN: translate the test split with the run's generators and score each direction against the real
-    test images of the other domain, beside the untranslated inputs and, with --baseline nst, neural
-    style transfer. Writes RUN/metrics.json and RUN/eval.html (input | CycleGAN | NST).
+    test images of the other domain, beside the untranslated inputs, real training images of the target
+    domain (as they are, and through the generator: what its own rendering costs) and, with --baseline nst,
+    neural style transfer. Writes RUN/metrics.json and RUN/eval.html (input | CycleGAN | NST).
 
     KID (mean ± std over subsets) is the one to trust on small test sets.
     """

@@ -45,7 +45,9 @@ from .translate import load_translator, run_jobs
 log = logging.getLogger(__name__)
 
 DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
-METHODS = {"do_nothing": "do nothing", "real": "real images", "cyclegan": "CycleGAN", "nst": "NST"}
+# "identity" is the paper's identity mapping: the generator on the "real" images, already in its target domain
+METHODS = {"do_nothing": "do nothing", "real": "real images", "identity": "real images, translated",
+           "cyclegan": "CycleGAN", "nst": "NST"}
 THUMB_SIDE = 160
 
 
@@ -104,6 +106,7 @@ class DirectionResult:
     target: Path  # test folder of the target domain (the real images)
     inputs: list[Path]
     references: list[Path] = field(default_factory=list)  # target-domain training images scored as "real"
+    identity: dict[Path, Path | None] = field(default_factory=dict)  # the generator's outputs of the references
     outputs: dict[str, dict[Path, Path | None]] = field(default_factory=dict)
     scores: dict[str, Scores] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time each method took for its outputs
@@ -127,7 +130,8 @@ def pick_inputs(paths: list[Path], max_images: int | None, seed: int = 0) -> lis
 def real_references(folder: str, n: int) -> list[Path]:
     """A fixed sample of ``n`` training images of the target domain. Scored like the translations, they give
     what a perfect translation would reach on this test split (KID's floor; "do nothing" shows where the
-    translation starts from).
+    translation starts from). Translated by the generator as well ("identity": the paper's identity loss
+    trains it to leave them as they are), they show what its own rendering costs, whatever it translates.
     Nothing when the run's training folder is no longer there (a run copied without its dataset)."""
     if not folder or not Path(folder).is_dir():
         log.info("no reference of real images: the training folder %r is not there", folder)
@@ -184,6 +188,10 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, DirectionResult]:
         res.references = real_references(train[dst], len(inputs))
         if res.references:
             res.scores["real"] = fid_kid(real, features(res.references, f"train{dst} (real images)"))
+            res.identity = translate_inputs(run, name, res.references, Path(train[dst]),
+                                            out_root / name / "identity", cfg, device)
+            res.scores["identity"] = fid_kid(real, features([p for p in res.identity.values() if p],
+                                                            f"train{dst} translated"))
         for method, outputs in res.outputs.items():
             done = [p for p in outputs.values() if p is not None]
             res.scores[method] = fid_kid(real, features(done, f"{METHODS[method]} {name}"))

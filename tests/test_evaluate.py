@@ -7,12 +7,14 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+import cyclegan
 from cyclegan import evaluate as evaluation
 from cyclegan import tracking
 from cyclegan.cli import app
@@ -69,12 +71,21 @@ def test_run_report_scores_translations_and_inputs(smoke_run):
 
     metrics = json.loads((run / "metrics.json").read_text())
     for direction, n_in, n_real in (("AtoB", 3, 4), ("BtoA", 4, 3)):
-        assert set(metrics[direction]) == {"do_nothing", "real", "cyclegan"}
+        assert set(metrics[direction]) == {"do_nothing", "real", "identity", "cyclegan"}
         for method, scores in metrics[direction].items():
-            # "real": the target domain's training images, as many as there are inputs (here only 2 exist)
-            assert (scores["n_fake"], scores["n_real"]) == (2 if method == "real" else n_in, n_real)
+            # "real": the target domain's training images, as many as there are inputs (here only 2 exist);
+            # "identity": the same images through the generator
+            n_fake = 2 if method in ("real", "identity") else n_in
+            assert (scores["n_fake"], scores["n_real"]) == (n_fake, n_real)
             assert scores["fid"] >= 0 and scores["kid_std"] >= 0
         assert metrics[direction]["cyclegan"] != metrics[direction]["do_nothing"]
+        assert metrics[direction]["identity"] != metrics[direction]["real"]
+    # the identity outputs are the generator's translations of the real images of its target domain
+    references = evaluation.real_references(str(ds / "trainB"), 3)
+    rendered = sorted((run / "eval" / "AtoB" / "identity").iterdir())
+    assert [p.stem for p in rendered] == [p.stem for p in references]
+    expected = np.asarray(cyclegan.load(run, direction="AtoB", device="cpu")(Image.open(references[0])), np.int16)
+    assert np.abs(expected - np.asarray(Image.open(rendered[0]), np.int16)).max() <= 1  # uint8 rounding
     fakes = sorted((run / "eval" / "AtoB" / "cyclegan").iterdir())
     assert [p.stem for p in fakes] == sorted(p.stem for p in (ds / "testA").iterdir())
     assert all(Image.open(p).size == (32, 32) for p in fakes)
@@ -106,9 +117,9 @@ def test_run_report_logs_the_table_to_the_runs_wandb_run(smoke_run, monkeypatch)
     assert result.exit_code == 0, result.output
     assert calls["init"] == (run, "offline", "cyclegan", "smoke", None)  # the training run (no W&B id here)
     key, columns, rows = calls["table"]
-    assert columns[:3] == ["direction", "method", "fid"] and len(rows) == 6 and calls["finished"]
+    assert columns[:3] == ["direction", "method", "fid"] and len(rows) == 8 and calls["finished"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert ["B→A", "CycleGAN", metrics["BtoA"]["cyclegan"]["fid"]] == rows[5][:3]
+    assert ["B→A", "CycleGAN", metrics["BtoA"]["cyclegan"]["fid"]] == rows[7][:3]
 
 
 def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
@@ -144,7 +155,7 @@ def test_run_report_with_the_nst_baseline(smoke_run, tmp_path, monkeypatch):
 
     metrics = json.loads((run / "metrics.json").read_text())
     for direction in ("AtoB", "BtoA"):
-        assert set(metrics[direction]) == {"do_nothing", "real", "cyclegan", "nst"}
+        assert set(metrics[direction]) == {"do_nothing", "real", "identity", "cyclegan", "nst"}
         assert metrics[direction]["nst"]["n_fake"] == 2
         # how long each method took to make its outputs (the proof's wall-time column)
         assert metrics[direction]["nst"]["seconds"] > 0 and metrics[direction]["cyclegan"]["seconds"] > 0

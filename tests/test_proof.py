@@ -52,8 +52,9 @@ def test_the_proof_runs_end_to_end_at_a_tiny_setting(tmp_path):
     assert done.returncode == (0 if report["passed"] else 1) and report["passed"] == (not report["failures"])
     assert "| summer2winter | winter → summer | NST |" in done.stdout  # the Markdown table
     cells = {(r["task"], r["direction"], r["method"]) for r in report["rows"]}
-    assert len(cells) == 2 * 2 * 4  # two tasks, both directions, CycleGAN, two baselines and real images
-    assert ("summer2winter", "summer → winter", "real images") in cells
+    assert len(cells) == 2 * 2 * 5  # two tasks, both directions, CycleGAN, two baselines, real images as they
+    assert ("summer2winter", "summer → winter", "real images") in cells  # are and translated
+    assert ("monet2photo", "Monet → photo", "real images, translated") in cells
     assert {r["images"] for r in report["rows"]} == {4, 2}  # every test input; NST's sample of them
     assert ("summer2winter", "winter → summer", "NST") in cells
     assert ("monet2photo", "photo → Monet", "CycleGAN") in cells
@@ -96,6 +97,18 @@ def test_cyclegan_must_beat_both_baselines_in_every_direction(on_all, on_sample,
              for d in ("a → b", "b → a")]
     failures = proof.cyclegan_failures(rows)
     assert len(failures) == failed and all("a → b" in f for f in failures)
+
+
+def test_a_failure_says_when_the_generators_rendering_alone_scores_no_better_than_the_baseline():
+    """The generator on real images of its target domain: while that scores above a baseline, the run is
+    too short for any translation of its to win, and the failure says so."""
+    proof = load_proof()
+    rows = [*pair("a → b", "do nothing", 0.010, 0.090), *pair("a → b", "NST", 0.070, 0.100)]
+    rows.append({"task": "t", "direction": "a → b", "against": "do nothing", "method": "real images, translated",
+                 "kid": 0.040})
+    by_baseline = dict(zip(("do nothing", "NST"), proof.cyclegan_failures(rows), strict=True))
+    assert "rendering of real b images alone scores 40.0: train longer" in by_baseline["do nothing"]
+    assert "rendering" not in by_baseline["NST"]  # it renders well enough to beat NST: the translation does not
 
 
 def test_style_networks_must_paint_keep_content_and_mix_in_between():
