@@ -111,6 +111,15 @@ class DirectionResult:
     scores: dict[str, Scores] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time each method took for its outputs
 
+    def images(self, method: str) -> list[Path]:
+        """The images ``method`` is scored on (outputs that failed left out)."""
+        if method == "do_nothing":
+            return self.inputs
+        if method == "real":
+            return self.references
+        outputs = self.identity if method == "identity" else self.outputs[method]
+        return [p for p in outputs.values() if p is not None]
+
 
 def run_config(folder: Path) -> dict:
     """The ``config.json`` of a run folder, or of the run a snapshot (``best/``, ``epoch_NNN/``) belongs to."""
@@ -190,11 +199,9 @@ def evaluate_run(cfg: EvalConfig) -> dict[str, DirectionResult]:
             res.scores["real"] = fid_kid(real, features(res.references, f"train{dst} (real images)"))
             res.identity = translate_inputs(run, name, res.references, Path(train[dst]),
                                             out_root / name / "identity", cfg, device)
-            res.scores["identity"] = fid_kid(real, features([p for p in res.identity.values() if p],
-                                                            f"train{dst} translated"))
-        for method, outputs in res.outputs.items():
-            done = [p for p in outputs.values() if p is not None]
-            res.scores[method] = fid_kid(real, features(done, f"{METHODS[method]} {name}"))
+            res.scores["identity"] = fid_kid(real, features(res.images("identity"), f"train{dst} translated"))
+        for method in res.outputs:
+            res.scores[method] = fid_kid(real, features(res.images(method), f"{METHODS[method]} {name}"))
         results[name] = res
 
     rows = [(f"{arrow(r.name)} {METHODS[m]}", s) for r in results.values() for m, s in r.scores.items()]

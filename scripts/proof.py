@@ -253,9 +253,7 @@ def score_rows(task: Task, results: dict, methods: tuple[str, ...], against: str
         for method in (m for m in methods if m in res.scores):  # the references need the training folder
             s = res.scores[method]
             seconds = res.seconds.get(method, 0.0) + (train_s if method == "cyclegan" else 0.0)
-            outputs = res.identity if method == "identity" else res.outputs.get(method, {})
-            images = (res.inputs if method == "do_nothing" else res.references if method == "real"
-                      else [p for p in outputs.values() if p])
+            images = res.images(method)
             rows.append({"task": task.name, "direction": f"{src} → {dst}", "against": against,
                          "method": METHODS[method], "kid": s.kid_mean, "kid_std": s.kid_std, "fid": s.fid,
                          "images": s.n_fake, "seconds": seconds,
