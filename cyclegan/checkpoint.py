@@ -187,13 +187,20 @@ def read_safetensors(path: str | Path, what: str = "weights file") -> tuple[dict
 def save_state(path: str | Path, state: dict) -> Path:
     """Write a training state dict (tensors, numbers, strings, lists, dicts) atomically.
 
-    ``torch.save`` writes into a Python file object, so a full or read-only disk raises a plain
-    ``OSError``, which ``atomic_write`` turns into a one-line ``DiskError`` naming ``path``.
+    ``torch.save`` writes into a Python file object, so a full or read-only disk raises an ``OSError``,
+    which ``atomic_write`` turns into a one-line ``DiskError`` naming ``path``. When the disk fills part way,
+    torch's zip writer then fails to close the archive and raises a ``RuntimeError`` of its own over the
+    ``OSError``: the ``OSError`` is what happened, so it is what goes on.
     """
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            try:
+                torch.save(state, f)
+            except RuntimeError as e:
+                if isinstance(e.__context__, OSError):
+                    raise e.__context__ from None
+                raise
 
     return atomic_write(path, write)
 

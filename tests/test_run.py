@@ -210,6 +210,39 @@ def test_a_full_disk_while_saving_is_one_clear_error_and_keeps_the_last_checkpoi
     assert load_state(tmp_path / "run" / "latest.pt")["step"] == 4
 
 
+class FillingDisk(io.BytesIO):
+    """A disk with room for ``ROOM`` bytes: the write that crosses it fails, and smaller ones after it still
+    fit, as on a real disk (torch's zip writer then fails to close the archive, over the ``OSError``)."""
+
+    ROOM = 100_000
+
+    def write(self, data):
+        if self.tell() + len(data) > self.ROOM:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(data)
+
+
+def test_a_disk_that_fills_part_way_through_a_checkpoint_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint, "open", lambda path, mode="r", *a, **k: FillingDisk(), raising=False)
+    with pytest.raises(DiskError) as e:
+        checkpoint.save_state(tmp_path / "latest.pt", {"trainer": {"w": torch.zeros(100_000)}})
+    assert str(e.value) == f"cannot write {tmp_path / 'latest.pt'}: no space left on the device"
+    assert e.value.__cause__ is None or isinstance(e.value.__cause__, OSError)
+    assert not list(tmp_path.iterdir())  # no temporary left behind
+
+
+def test_the_train_command_says_a_full_disk_in_one_line(image_dirs, tmp_path):
+    a, b = image_dirs
+    prelude = ("import cyclegan.checkpoint as c; from tests.test_run import FillingDisk\n"
+               "c.open = lambda p, m='r', *a, **k: FillingDisk() if 'latest' in p.name else open(p, m, *a, **k)")
+    result = run_cli("--domainA", str(a), "--domainB", str(b), "--checkpoints-dir", str(tmp_path), "--name", "run",
+                     "--max-steps", "2", "--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8",
+                     "--workers", "0", "--wandb-mode", "disabled", prelude=prelude)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot write {tmp_path / 'run' / 'latest.pt'}: no space left on the device" in result.stderr
+
+
 def run_cli(*args, timeout=90, prelude="") -> subprocess.CompletedProcess:
     """``cyclegan train ARGS`` in a fresh process; ``prelude`` is Python run first (to patch something)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
