@@ -218,6 +218,8 @@ def style_choice(style: str | None, style_mix: str | None) -> tuple[str, list[tu
         if not sep or not name or not (0 <= w < float("inf")):
             raise UserError(f"--style-mix {style_mix}: write STYLE:WEIGHT pairs such as 0:0.5,2:0.5")
         pairs.append((name, w))
+    if sum(w for _, w in pairs) <= 0:  # one rule for every network that mixes styles (fast ones, AdaIN)
+        raise UserError(f"--style-mix {style_mix}: the weights add up to 0: give at least one style some weight")
     return "--style-mix", pairs
 
 

@@ -508,3 +508,46 @@ def test_slim_is_a_johnson_network_only(tmp_path, data):
     photos, _ = data
     cfg = StyleTrainConfig(method="adain", arch="slim", content=str(photos), style_dir=str(photos))
     assert any("--arch" in p for p in cfg.problems())
+
+
+FORGERIES = {"conv1 a scalar": ("conv1.conv2d.weight", torch.tensor(1.0)),
+             "in1 a scalar": ("in1.weight", torch.tensor(1.0)),
+             "in1 absent": ("in1.weight", None)}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_a_forged_style_network_is_one_line_naming_the_file_in_the_cli_and_the_api(tmp_path, forgery):
+    import cyclegan
+    from cyclegan.errors import UserError
+
+    published_layout_file(tmp_path / "real.pth")
+    state = torch.load(tmp_path / "real.pth", weights_only=True)
+    key, value = FORGERIES[forgery]
+    state.pop(key) if value is None else state.__setitem__(key, value)
+    forged = tmp_path / "forged.pth"
+    torch.save(state, forged)
+    write_image(tmp_path / "in" / "a.png", size=(32, 32), seed=1)
+    result = translate(forged, tmp_path / "in", tmp_path / "out", ok=False)
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and str(forged) in errors[0], result.output
+    assert "not a style network" in errors[0] and "Traceback" not in result.output
+    with pytest.raises(UserError, match="not a style network") as e:
+        cyclegan.load(forged, device="cpu")
+    assert str(forged) in str(e.value)
+
+
+def test_style_mix_weights_that_add_up_to_zero_are_refused_alike_for_every_network(tmp_path):
+    from tests.test_adain import published_files
+
+    write_image(tmp_path / "in" / "a.png", size=(32, 32), seed=1)
+    style = write_image(tmp_path / "style.png", size=(32, 32), seed=2)
+    torch.manual_seed(0)
+    from cyclegan.checkpoint import save_network
+
+    two = save_network(tmp_path / "two.safetensors", fast.TransformerNet(2), fast.FastStyleSpec(n_styles=2))
+    published_files(tmp_path / "adain")
+    for model, mix in ((two, "0:0,1:0"), (tmp_path / "adain" / "decoder.pth", f"{style}:0")):
+        result = translate(model, tmp_path / "in", tmp_path / "out", "--style-mix", mix, "--vgg-weights",
+                           tmp_path / "adain" / "vgg_normalised.pth", ok=False)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "the weights add up to 0" in result.output

@@ -243,6 +243,9 @@ def spec_from_state(state: dict[str, torch.Tensor]) -> tuple[FastStyleSpec, dict
     """The spec a TransformerNet state dict implies (its number of styles, bounded), and the state without
     the stale keys."""
     state = {k: v for k, v in state.items() if not STALE_KEY.search(k)}
+    # the two tensors read to build the spec; every other one is checked against the spec's network after
+    _require(state, "conv1.conv2d.weight", dims=(4,))
+    _require(state, "in1.weight", dims=(1, 2))  # [C]: one style; [n_styles, C]: conditional instance norm
     n = state_styles(state)
     if not 1 <= n <= MAX_STYLES:
         raise UserError(f"a style network of {n} styles: at most {MAX_STYLES} are read")
@@ -250,6 +253,15 @@ def spec_from_state(state: dict[str, torch.Tensor]) -> tuple[FastStyleSpec, dict
     first = state["conv1.conv2d.weight"].shape[0]
     arch = next((a for a, channels in ARCHS.items() if channels[0] == first), "full")
     return FastStyleSpec(n_styles=n, styles=[str(i) for i in range(n)], arch=arch), state
+
+
+def _require(state: dict, key: str, dims: tuple[int, ...]) -> None:
+    """A forged or damaged file is refused in words, not with the ``KeyError``/``IndexError`` of reading it."""
+    t = state.get(key)
+    if not isinstance(t, torch.Tensor):
+        raise UserError(f"it has no {key} tensor: not a style network this tool reads")
+    if t.dim() not in dims or 0 in t.shape:
+        raise UserError(f"its {key} has shape {list(t.shape)}: not a style network this tool reads")
 
 
 def state_styles(state: dict[str, torch.Tensor]) -> int:
@@ -266,9 +278,7 @@ def style_mixture(spec: FastStyleSpec, flag: str, pairs: list[tuple[str, float]]
     mix = torch.zeros(spec.n_styles)
     for name, weight in pairs:
         mix[_style_index(spec, name)] += weight
-    if mix.sum() <= 0:
-        raise UserError(f"{flag}: the weights add up to 0")
-    return mix / mix.sum()
+    return mix / mix.sum()  # style_choice refused weights that add up to 0
 
 
 def _style_index(spec: FastStyleSpec, name: str) -> int:
