@@ -59,6 +59,27 @@ def device_name(value: str) -> str | None:
     return "choose auto, cpu, cuda, cuda:N or mps"
 
 
+def pixel_limit(reader: Literal["translate", "style"]) -> int | None:
+    """The most pixels an image may have, the same for what is read and what is made: PIL's
+    decompression-bomb limit for the style commands' images, twice it for translate's (which tiles large
+    images); None when a Python caller switched PIL's limit off."""
+    from PIL import Image  # read at each call: a Python caller may change it
+
+    if Image.MAX_IMAGE_PIXELS is None:
+        return None
+    return Image.MAX_IMAGE_PIXELS * (2 if reader == "translate" else 1)
+
+
+def side_problem(option: str, side: int | None, limit: int | None, shortest: bool = False) -> str | None:
+    """Why images ``side`` pixels a side would be more than ``limit`` pixels (``shortest``: the short side,
+    so every output is at least side²; else the long side, so a square one is side²), or None. ``option``
+    is the option as written, e.g. ``--size 9000``."""
+    if side is None or limit is None or side * side <= limit:
+        return None
+    return (f"{option}: {'every' if shortest else 'a square'} image would have {side * side / 1e6:,.0f} megapixels, "
+            f"more than the {limit / 1e6:.0f} this tool reads and writes: at most {math.isqrt(limit)} a side")
+
+
 # --- reading the declarations ---------------------------------------------------------------------------
 
 
@@ -371,6 +392,12 @@ class TranslateConfig:
     vgg_weights: str | None = opt(None, "AdaIN: its encoder, vgg_normalised.pth (default: the one its run trained "
                                   "with, else the published file, downloaded once).")
 
+    def problems(self) -> Iterator[str]:
+        limit = pixel_limit("translate")
+        for flag, side, shortest in (("--resize", self.resize, True), ("--size", self.size, False)):
+            if why := side_problem(f"{flag} {side}", side, limit, shortest):
+                yield why
+
 @dataclass
 class EvalConfig:
     """Options of ``cyclegan evaluate``: two image folders, or a run folder on its test split."""
@@ -540,6 +567,11 @@ class StylizeConfig:
                   "--histogram-weight": self.histogram_weight}
         if self.method != "gatys" and (given := [flag for flag, value in guided.items() if value]):
             yield f"{', '.join(given)}: optimisation options, for --method gatys"
+        style_side = round(self.size * self.style_scale) if self.size else None
+        if why := (side_problem(f"--size {self.size}", self.size, pixel_limit("style")) or side_problem(
+                f"--style-scale {self.style_scale:g} (style images {style_side} a side)", style_side,
+                pixel_limit("style"))):
+            yield why
         if self.method == "adain":
             if self.size is not None and self.size < ADAIN_MIN_SIZE:
                 yield problem("--size", self.size, f"must be at least {ADAIN_MIN_SIZE} for adain (its encoder "

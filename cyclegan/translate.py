@@ -33,7 +33,7 @@ from PIL import ExifTags, Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .config import ADAIN_MIN_SIZE, StylizeConfig, TranslateConfig, validate
+from .config import ADAIN_MIN_SIZE, StylizeConfig, TranslateConfig, pixel_limit, validate
 from .data import from_uint8, load_image, to_uint8
 from .files import DiskError
 from .networks import choose_style, load_adain, load_network
@@ -315,6 +315,10 @@ class ImageFiles(Dataset):
             planned = self.sizes[i]
             if planned != (0, 0) and (planned[0] >= planned[1]) == (size[0] >= size[1]):
                 size = planned  # the same up to a pixel of rounding, unless the header lied
+            if (limit := pixel_limit("translate")) and size[0] * size[1] > limit:
+                return i, None, None, (f"scaled to {size[0]}×{size[1]} it would have {size[0] * size[1] / 1e6:.0f} "
+                                       f"megapixels, more than the {limit / 1e6:.0f} this tool writes: give a "
+                                       "smaller --resize or --size")
             if size != rgb.size:
                 rgb = rgb.resize(size, Image.BICUBIC)
                 alpha = alpha.resize(size, Image.BICUBIC) if alpha is not None else None
@@ -322,7 +326,7 @@ class ImageFiles(Dataset):
             image = torch.from_numpy(np.array(rgb, dtype=np.uint8))
             return i, image, (np.array(alpha) if alpha is not None else None), None
         except Exception as e:  # a broken file must not stop the others
-            return i, None, None, f"{type(e).__name__}: {e}"
+            return i, None, None, f"unreadable image: {type(e).__name__}: {e}"
 
 
 def collate_by_size(items):
@@ -498,7 +502,7 @@ def translated_batches(translator: Translator, batches_in, fail) -> Iterator[Tra
     pending = None
     for groups, failures in batches_in:
         for i, error in failures:
-            fail(i, f"unreadable image: {error}")
+            fail(i, error)
         for indices, images, alphas in groups:
             try:
                 y = translator(images.permute(0, 3, 1, 2))

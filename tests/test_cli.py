@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import REPO, make_folder, write_image
+from conftest import REPO, make_folder, shared_path, write_image
 from fileserver import FileServer, dataset_zip
 from typer.testing import CliRunner
 
@@ -155,6 +155,9 @@ def test_bad_train_option_stops_before_download_and_run_folder(tmp_path, monkeyp
     (["--quality", "101"], "--quality 101: must be from 1 to 100"),
     (["--format", "tiff"], "--format tiff: choose one of same, png, jpg, jpeg, webp"),
     (["--max-side", "0"], "--max-side 0: must be at least 1"),
+    (["--size", "100000"], "--size 100000: a square image would have 10,000 megapixels, more than the 179 this "
+                           "tool reads and writes: at most 13377 a side"),
+    (["--resize", "20000"], "--resize 20000: every image would have 400 megapixels"),
 ])
 def test_bad_translate_option_stops_before_any_work(tmp_path, args, message):
     src = make_folder(tmp_path / "in", 1)
@@ -186,6 +189,10 @@ def test_bad_evaluate_option_stops_before_any_work(tmp_path, args, message):
     (["--tv-weight", "-1"], "--tv-weight -1.0: must be at least 0"),
     (["--optimizer", "sgd"], "--optimizer sgd: choose one of lbfgs, adam"),
     (["--style-blend", "a,b"], "--style-blend a,b: give float values separated by commas"),
+    (["--size", "100000"], "--size 100000: a square image would have 10,000 megapixels, more than the 89 this "
+                           "tool reads and writes: at most 9459 a side"),
+    (["--size", "100000", "--method", "adain"], "--size 100000: a square image would have 10,000 megapixels"),
+    (["--size", "5000", "--style-scale", "3"], "--style-scale 3 (style images 15000 a side): a square image"),
 ])
 def test_bad_stylize_option_stops_before_any_work(tmp_path, args, message):
     photo, style = write_image(tmp_path / "photo.png"), write_image(tmp_path / "style.png", seed=1)
@@ -193,6 +200,15 @@ def test_bad_stylize_option_stops_before_any_work(tmp_path, args, message):
                                  "--vgg-weights", str(tmp_path / "no-weights.pth"), *args])
     one_line_error(result, message)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_image_whose_output_would_be_too_large_is_skipped_saying_so(tmp_path):
+    write_image(tmp_path / "in" / "panorama.png", size=(100, 10))  # --resize 5000: 50000×5000 pixels
+    result = runner.invoke(app, ["translate", str(shared_path("fixtures", "reference_generator")), str(tmp_path / "in"),
+                                 str(tmp_path / "out"), "--resize", "5000", "--workers", "0", "--no-progress"])
+    text = " ".join(result.output.split())  # the summary wraps long lines
+    assert "Traceback" not in text and "unreadable" not in text
+    assert "scaled to 50000×5000 it would have 250 megapixels, more than the 179 this tool writes" in text
 
 
 def test_stylize_size_bound_follows_the_deepest_layer(tmp_path, monkeypatch):
