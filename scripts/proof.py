@@ -51,7 +51,7 @@ from cyclegan.evaluate import DIRECTIONS, METHODS, evaluate_run  # noqa: E402
 from cyclegan.files import write_json  # noqa: E402
 from cyclegan.models.generator import UPSAMPLES  # noqa: E402
 from cyclegan.outputs import write_image  # noqa: E402
-from cyclegan.run import STATE_FILE  # noqa: E402
+from cyclegan.run import CONFIG_FILE, STATE_FILE  # noqa: E402
 from cyclegan.style import fast, vgg  # noqa: E402
 from cyclegan.style.fast import FastStyleRun  # noqa: E402
 from cyclegan.style.images import resize_long_side, to_tensor  # noqa: E402
@@ -179,6 +179,8 @@ class Plan:
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file: give a folder for the proof's runs, tables and gallery")
     scale = scale_of(args)
     data = args.data or next((d for d in (SHARED / "datasets", ROOT / "datasets") if d.is_dir()), ROOT / "datasets")
     parts = args.tasks.split(",")
@@ -221,9 +223,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
 
 def continuing(cfg):
-    """The config that continues a run already in its folder (a stopped proof goes on where it was)."""
-    started = (Path(cfg.checkpoints_dir) / cfg.name / STATE_FILE).is_file()
-    return replace(cfg, resume=started and not cfg.overwrite)
+    """The config that continues a run already in its folder (a stopped proof goes on where it was). A run
+    stopped before its first checkpoint saved nothing to continue: it starts again in its folder."""
+    folder = Path(cfg.checkpoints_dir) / cfg.name
+    saved, begun = (folder / STATE_FILE).is_file(), (folder / CONFIG_FILE).is_file()
+    return replace(cfg, resume=saved and not cfg.overwrite, overwrite=cfg.overwrite or (begun and not saved))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -434,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(args)
         return prove(plan, args)
     except UserError as e:
-        Console(stderr=True).print(f"error: {e}", highlight=False, markup=False)
+        print(f"error: {e}", file=sys.stderr)  # one line, unwrapped: paths in it stay whole
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("stopped: run the same command again to continue", highlight=False)

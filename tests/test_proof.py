@@ -159,3 +159,27 @@ def test_the_upsampling_option_reaches_the_training_configs(tmp_path):
     for argv, expected in (([], "resize"), (["--upsample", "transposed"], "transposed"), (["--paper"], "transposed")):
         plan = proof.make_plan(proof.parse_args(["--data", str(data), "--tasks", "summer2winter", *argv]))
         assert plan.cyclegan["summer2winter"][0].upsample == expected
+
+
+def test_a_proof_stopped_before_a_runs_first_checkpoint_continues(tmp_path):
+    from cyclegan.run import CONFIG_FILE, check_run_folder
+    from cyclegan.train import train
+
+    proof = load_proof()
+    argv = ["--data", str(tiny_datasets(tmp_path / "data")), "--out", str(tmp_path / "out"), "--tasks",
+            "summer2winter", "--size", "32", "--max-steps", "1", "--workers", "0", "--device", "cpu"]
+    cfg = proof.make_plan(proof.parse_args(argv)).cyclegan["summer2winter"][0]
+    cfg.run_dir.mkdir(parents=True)
+    (cfg.run_dir / CONFIG_FILE).write_text("{}")  # what a run killed before its first checkpoint leaves
+    again = proof.continuing(cfg)
+    check_run_folder(again.run_dir, again.resume, again.overwrite)  # refused before: "continue it with --resume"
+    assert not again.resume and train(again).step == 1
+    assert proof.continuing(cfg).resume  # now it has a checkpoint to continue from
+
+
+def test_out_naming_a_file_is_one_line(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tiny_datasets(tmp_path / "data")), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"--out {tmp_path / 'out'} is a file" in done.stderr
