@@ -534,8 +534,9 @@ def ui(*, cfg: config.UiConfig) -> None:
     """A local web page: translate images and videos, stylise photos (Gatys with a live preview, AdaIN, fast
     networks), convert folders, with progress and a stop button.
 
-    Needs the ui extra: pip install -e '.\\[ui]' (Gradio). The page listens on 127.0.0.1 (this machine only)
-    unless --host or --share says otherwise.
+    Needs the ui extra: pip install -e '.\\[ui]' (Gradio). The page reads and writes only inside --root
+    (default: this folder) and listens on 127.0.0.1 (this machine only); --host with another address or
+    --share needs --auth or --trusted-network.
     """
     try:
         from .ui import serve  # the optional Gradio, only for this command

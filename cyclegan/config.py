@@ -9,6 +9,7 @@ Its 600-odd lines are every option of every command with its help text: one plac
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import re
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+
+from PIL import Image
 
 from .errors import UserError
 
@@ -63,9 +66,7 @@ def pixel_limit(reader: Literal["translate", "style"]) -> int | None:
     """The most pixels an image may have, the same for what is read and what is made: PIL's
     decompression-bomb limit for the style commands' images, twice it for translate's (which tiles large
     images); None when a Python caller switched PIL's limit off."""
-    from PIL import Image  # read at each call: a Python caller may change it
-
-    if Image.MAX_IMAGE_PIXELS is None:
+    if Image.MAX_IMAGE_PIXELS is None:  # read at each call: a Python caller may change it
         return None
     return Image.MAX_IMAGE_PIXELS * (2 if reader == "translate" else 1)
 
@@ -672,10 +673,41 @@ class SmoothConfig:
 class UiConfig:
     """Options of ``cyclegan ui``: the local web page."""
 
-    host: str = opt("127.0.0.1", "Address to listen on: 127.0.0.1 keeps the page on this machine; 0.0.0.0 opens "
-                    "it to the network.")
+    root: str = opt(".", "The folder the page may read and write: every folder and model path typed into it is "
+                    "taken inside ROOT (relative to it) and refused outside it, links included.")
+    host: str = opt("127.0.0.1", "Address to listen on: 127.0.0.1 keeps the page on this machine; any other (0.0.0.0: "
+                    "the network) needs --auth or --trusted-network.")
     port: int = opt(7860, "Port of the page.", min=1, max=65535)
-    share: bool = opt(False, "Also publish the page through a temporary public gradio.live link (anyone with the "
-                      "link can use this machine's files and GPU through it).")
+    share: bool = opt(False, "Also publish the page through a temporary public gradio.live link; needs --auth or "
+                      "--trusted-network.")
+    auth: str | None = opt(None, "USER:PASSWORD a visitor must give to use the page (for --host or --share).",
+                           check=lambda v: None if re.fullmatch(r"[^:]+:.+", v) else "write it as USER:PASSWORD")
+    trusted_network: bool = opt(False, "Serve --host or --share without a password: everybody who can reach the "
+                                "page may read and write the images in --root and use this machine's GPU.")
+    max_upload_mb: int = opt(200, "Largest file a visitor may upload, in MB.", min=1)
     device: str = opt("auto", DEVICE_HELP, check=device_name)
     precision: Precision = opt("auto", PRECISION_HELP)
+
+    @property
+    def exposed(self) -> bool:
+        """Whether others than this machine's users can reach the page."""
+        return self.share or not is_loopback(self.host)
+
+    def problems(self) -> Iterator[str]:
+        if not Path(self.root).is_dir():
+            yield f"--root {self.root}: no such folder"
+        if self.exposed and not (self.auth or self.trusted_network):
+            where = "--share publishes the page on the internet" if self.share else \
+                f"--host {self.host} opens the page to the network"
+            yield (f"{where}, with read and write access to {self.root}: give --auth USER:PASSWORD, or "
+                   "--trusted-network if everybody who can reach it may use them")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address of this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -389,13 +390,17 @@ def compile_by_default(cfg: TranslateConfig, jobs: list[tuple[Path, Path]]) -> b
     return device.type == "cpu" and long_job and compile_problem(device) is None
 
 
-def translate_folder(cfg: TranslateConfig, translator: Translator | Callable[[], Translator] | None = None
-                     ) -> Summary:
+STOPPED = "stopped on request"
+
+
+def translate_folder(cfg: TranslateConfig, translator: Translator | Callable[[], Translator] | None = None,
+                     stop: threading.Event | None = None) -> Summary:
     """Translate ``cfg.input`` (an image or a folder, recursively) into ``cfg.output``.
 
     Returns the ``Summary`` (converted / skipped / failed, and why a run stopped early); printing it
     is up to the caller. The network is ``translator`` (a loaded one, or a function that loads it, called
-    only when there is work), by default the one ``cfg.checkpoint`` names.
+    only when there is work), by default the one ``cfg.checkpoint`` names. Setting ``stop`` (the web
+    page's Stop) ends the run after the batch in hand: what was written stays, whole.
     """
     summary = Summary()
     jobs = plan(cfg, summary)  # refuses a plan that would lose an image before the network loads
@@ -415,16 +420,18 @@ def translate_folder(cfg: TranslateConfig, translator: Translator | Callable[[],
     videos = [job for job, v in zip(jobs, video, strict=True) if v]
     images = [job for job, v in zip(jobs, video, strict=True) if not v]
     if images:
-        run_jobs(translator, images, cfg, summary)
+        run_jobs(translator, images, cfg, summary, stop)
     if videos and any(sizing(cfg)):
         log.warning("--resize, --size and --max-side scale images only: videos keep their size")
+    if videos and stop is not None and stop.is_set():
+        summary.stopped, summary.not_done = summary.stopped or STOPPED, summary.not_done + len(videos)
     if videos and not summary.stopped:
         translate_videos(translator, videos, cfg, summary)
     return summary
 
 
 def run_jobs(translator: Translator, jobs: list[tuple[Path, Path]], cfg: TranslateConfig,
-             summary: Summary) -> None:
+             summary: Summary, stop: threading.Event | None = None) -> None:
     """Translate ``(input, output)`` pairs, recording each in ``summary``.
 
     The device translates one batch while the writer threads encode the previous one. A full or
@@ -457,6 +464,8 @@ def run_jobs(translator: Translator, jobs: list[tuple[Path, Path]], cfg: Transla
                     fail(i, "the generator's output is not finite (NaN or infinity): no image written")
                 else:
                     writer.submit(i, jobs[i][1], batch.pixels[k].numpy(), batch.alphas[k], cfg.quality)
+            if stop is not None and stop.is_set() and summary.stopped is None:
+                summary.stopped = STOPPED
             if summary.stopped:
                 break
     summary.not_done = len(jobs) - len(summary.converted) - len(summary.failed) if summary.stopped else 0

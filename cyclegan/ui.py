@@ -9,8 +9,13 @@ reader and its size policy, models through the one safe loader, so a decompressi
 gives the command line's one-line message in the page. One job runs at a time (one queue for the device);
 long work shows its progress (downloads included) and can be stopped.
 
-Needs the ui extra: ``pip install -e ".[ui]"`` (Gradio). Listens on 127.0.0.1 unless ``--host`` or
-``--share`` says otherwise.
+What a visitor may touch: every folder or model path typed into the page is taken inside ``--root`` and
+refused outside it (links are followed first, so none leads out), and never inside Gradio's own temporary
+folder, whose files the page serves; uploads are bounded by ``--max-upload-mb``. The page listens on
+127.0.0.1; another ``--host`` or ``--share`` needs ``--auth`` or ``--trusted-network``. Its temporary files
+(uploads, outputs) are deleted when it stops.
+
+Needs the ui extra: ``pip install -e ".[ui]"`` (Gradio).
 """
 
 from __future__ import annotations
@@ -18,16 +23,20 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gradio as gr
+from gradio.route_utils import delete_files_created_by_app
+from gradio.utils import get_upload_folder
 
 from . import api
 from .catalog import FAST_STYLE_MODELS, PRESETS, PRETRAINED, STYLES, translate_model
 from .config import StylizeConfig, TranslateConfig, UiConfig, validate
+from .data import IMAGE_EXTENSIONS
 from .errors import UserError
 from .networks import style_names
 from .progress import listening
@@ -50,9 +59,54 @@ class Session:
 
     def __init__(self, cfg: UiConfig):
         self.cfg = cfg
+        self.root = Path(cfg.root).resolve()
         self.outputs = Path(tempfile.mkdtemp(prefix="cyclegan-ui-"))
         self.key: tuple | None = None
         self.net: api.Network | None = None
+        self.stopping = threading.Event()  # set by a Stop button: the job running now ends at its next image
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def inside(self, text: str, what: str) -> str:
+        """A path typed into the page, as the absolute path it names inside ``--root``; refused outside it
+        (after following links) and inside Gradio's temporary folder, whose files the page serves."""
+        path = (self.root / text.strip()).resolve()  # an absolute path stays itself; links are followed
+        served = Path(get_upload_folder()).resolve()
+        if not path.is_relative_to(self.root):
+            raise UserError(f"{what} {text.strip()!r} is outside the folder this page may use ({self.root}): "
+                            "start `cyclegan ui --root` at a folder that holds it")
+        if path.is_relative_to(served) or path.is_relative_to(self.outputs):
+            raise UserError(f"{what} {text.strip()!r} is inside the page's own temporary folder: choose another")
+        return str(path)
+
+    def style_file(self, name: str) -> str:
+        """A style as typed: a style network's name or index as it is; an image file (AdaIN's style)
+        inside ``--root`` like every other path."""
+        if "/" in name or Path(name).suffix.lower() in IMAGE_EXTENSIONS or (self.root / name).is_file():
+            return self.inside(name, "style image")
+        return name
+
+    def call_options(self, style: str, style_mix: str, strength: float, preserve: bool, tile: float) -> dict:
+        """``network_options``' values as ``Network.__call__``'s (and ``TranslateConfig``'s) keyword
+        arguments."""
+        pairs = [(part, *part.strip().rpartition(":")) for part in style_mix.split(",")] if style_mix.strip() else []
+        mix = ",".join(f"{self.style_file(name)}:{w}" if sep and name else part for part, name, sep, w in pairs)
+        return {"style": self.style_file(style.strip()) if style.strip() else None, "style_mix": mix or None,
+                "strength": strength, "preserve_color": preserve, "tile": int(tile) or None}
+
+    def model_source(self, kind: str, preset: str, painter: str, pretrained: str, path: str, upload: str | None,
+                     direction: str) -> tuple[str, str]:
+        """``(what api.load takes, direction)`` from the model choice of the page."""
+        if kind == "preset":
+            return translate_model(preset, painter if preset == "painting" else None, None, None, direction), "AtoB"
+        if kind == "pretrained":
+            return pretrained, direction
+        if kind == "path" and path.strip():
+            return self.inside(path, "model"), direction
+        if kind == "upload" and upload:
+            return upload, "AtoB"
+        raise UserError("choose a model: a preset, a pretrained name, a run folder or file, or upload a model file")
 
     def network(self, source: str, direction: str) -> api.Network:
         if (source, direction) != self.key:
@@ -71,20 +125,6 @@ class Session:
     def output(self, name: str) -> Path:
         folder = Path(tempfile.mkdtemp(dir=self.outputs))
         return folder / name
-
-
-def model_source(kind: str, preset: str, painter: str, pretrained: str, path: str, upload: str | None,
-                 direction: str) -> tuple[str, str]:
-    """``(what api.load takes, direction)`` from the model choice of the page."""
-    if kind == "preset":
-        return translate_model(preset, painter if preset == "painting" else None, None, None, direction), "AtoB"
-    if kind == "pretrained":
-        return pretrained, direction
-    if kind == "path" and path.strip():
-        return path.strip(), direction
-    if kind == "upload" and upload:
-        return upload, "AtoB"
-    raise UserError("choose a model: a preset, a pretrained name, a run folder or file, or upload a model file")
 
 
 def page_errors(fn):
@@ -109,9 +149,23 @@ def progress_into(progress: gr.Progress):
     return listening(lambda what, done, total: progress((done, total) if total else None, desc=what))
 
 
-def build(cfg: UiConfig) -> gr.Blocks:
+class Page(gr.Blocks):
+    """The page; closing it deletes what it left on the disk: uploads and Gradio's copies of the outputs
+    (the files this page's Blocks created) and the ``cyclegan-ui-*`` folder of outputs."""
+
+    def __init__(self, session: Session, **kwargs):
+        super().__init__(**kwargs)
+        self.session = session
+
+    def close(self, verbose: bool = False) -> None:
+        super().close(verbose)
+        delete_files_created_by_app(self, None)
+        shutil.rmtree(self.session.outputs, ignore_errors=True)
+
+
+def build(cfg: UiConfig) -> Page:
     session = Session(cfg)
-    with gr.Blocks(title="cyclegan") as page:
+    with Page(session, title="cyclegan") as page:
         gr.Markdown("# cyclegan\nUnpaired image translation (CycleGAN) and style transfer, on this machine.")
         with gr.Tab("Translate"):
             translate_tab(session)
@@ -150,12 +204,6 @@ def network_options() -> list[gr.components.Component]:
     return [style, style_mix, strength, preserve, tile]
 
 
-def call_options(style: str, style_mix: str, strength: float, preserve: bool, tile: float) -> dict:
-    """``network_options``' values as ``Network.__call__``'s (and ``TranslateConfig``'s) keyword arguments."""
-    return {"style": style or None, "style_mix": style_mix or None, "strength": strength,
-            "preserve_color": preserve, "tile": int(tile) or None}
-
-
 def translate_tab(session: Session) -> None:
     with gr.Row():
         image = gr.Image(type="filepath", image_mode=None, label="input image", elem_id="translate-input")
@@ -170,21 +218,21 @@ def translate_tab(session: Session) -> None:
     names = gr.State([])  # the styles of a multi-style network chosen by path or upload: one slider each
     with gr.Row():
         run = gr.Button("Translate", variant="primary", elem_id="translate-run")
-        stop = gr.Button("Stop")
+        stop_button(session, "stop_translate")
     download = gr.File(label="download", elem_id="translate-download")
     kind, path, upload = models[0], models[4], models[5]
     for changed in (kind.change, path.submit, path.blur, upload.change):
-        changed(styles_of, [kind, path, upload], names)
+        changed(functools.partial(styles_of, session), [kind, path, upload], names)
 
     @page_errors
     def translate(image, video, kind, preset, painter, pretrained, path, upload, direction, style, style_mix,
                   strength, preserve, tile, *weights, progress=gr.Progress()):
-        source, direction = model_source(kind, preset, painter, pretrained, path, upload, direction)
+        source, direction = session.model_source(kind, preset, painter, pretrained, path, upload, direction)
         if weights and not (style or style_mix):  # the sliders of a multi-style network
             if not any(weights):
                 raise UserError("every style's weight is 0: give one style some weight")
             style_mix = ",".join(f"{i}:{w:g}" for i, w in enumerate(weights) if w)
-        options = call_options(style, style_mix, strength, preserve, tile)
+        options = session.call_options(style, style_mix, strength, preserve, tile)
         with progress_into(progress):
             if video:
                 return None, *translate_video(session, video, source, direction, options)
@@ -199,15 +247,15 @@ def translate_tab(session: Session) -> None:
     def style_sliders(styles: list[str]):  # the run button's inputs include the sliders shown now
         sliders = [gr.Slider(0, 1, value=1.0 if i == 0 else 0.0, step=0.05, label=f"style {i}: {name}")
                    for i, name in enumerate(styles)]
-        event = run.click(translate, [image, video, *models, *options, *sliders], [output, download, video_out],
-                          concurrency_id=JOB)
-        stop.click(None, cancels=[event])
+        run.click(translate, [image, video, *models, *options, *sliders], [output, download, video_out],
+                  concurrency_id=JOB)
 
 
-def styles_of(kind: str, path: str, upload: str | None) -> list[str]:
+def styles_of(session: Session, kind: str, path: str, upload: str | None) -> list[str]:
     """The style names of a multi-style network given by path or upload (none for any other model)."""
-    source = path.strip() if kind == "path" else upload if kind == "upload" else None
     try:
+        source = session.inside(path, "model") if kind == "path" and path.strip() else \
+            upload if kind == "upload" else None
         return style_names(source) if source else []
     except UserError:  # said when it runs
         return []
@@ -254,7 +302,7 @@ def stylize_tab(session: Session) -> None:
     preserve = gr.Checkbox(label="preserve the photo's colours")
     with gr.Row():
         run = gr.Button("Stylize", variant="primary", elem_id="stylize-run")
-        stop = gr.Button("Stop", elem_id="stylize-stop")
+        stop_button(session, "stop_stylize", elem_id="stylize-stop")
     status = gr.Markdown(elem_id="stylize-status")
     download = gr.File(label="download")
 
@@ -267,7 +315,7 @@ def stylize_tab(session: Session) -> None:
         out = session.output(f"{Path(content).stem}.png")
         if method == "fast network":
             with progress_into(progress):
-                net = session.network(fast_path.strip() or fast, "AtoB")
+                net = session.network(session.inside(fast_path, "network") if fast_path.strip() else fast, "AtoB")
                 save_image(net(photo, preserve_color=preserve), out)
             yield str(out), "done", str(out)
             return
@@ -278,8 +326,9 @@ def stylize_tab(session: Session) -> None:
                             size=int(size) if method != "adain" else None, steps=int(steps),
                             style_weight=style_weight, photoreal=photoreal, content_mask=content_mask,
                             style_mask=style_mask, alpha=alpha, preserve_color=preserve, device=session.cfg.device,
-                            precision=session.cfg.precision, vgg_weights=vgg_weights.strip() or None,
-                            decoder_weights=decoder.strip() or None)
+                            precision=session.cfg.precision,
+                            vgg_weights=session.inside(vgg_weights, "VGG19 weights") if vgg_weights.strip() else None,
+                            decoder_weights=session.inside(decoder, "decoder") if decoder.strip() else None)
         validate(cfg)
         if cfg.method == "adain":
             with progress_into(progress):
@@ -288,49 +337,73 @@ def stylize_tab(session: Session) -> None:
             return
         yield from gatys_live(session, cfg, photo, out)
 
-    event = run.click(stylize, [content, styles, blend, method, size, steps, style_weight, photoreal, content_mask,
+    run.click(stylize, [content, styles, blend, method, size, steps, style_weight, photoreal, content_mask,
                                 style_mask, alpha, vgg_weights, decoder, fast, fast_path, preserve],
                       [output, status, download], concurrency_id=JOB)
-    stop.click(None, cancels=[event])
 
 
-def gatys_live(session: Session, cfg: StylizeConfig, photo, out: Path) -> Iterator[tuple]:
-    """The optimisation in a thread of its own, its image shown every few steps; closing the generator (the
-    Stop button) stops it at its next step."""
-    stylizer = Stylizer(cfg, resolve_device(cfg.device))
+def in_background(session: Session, work: Callable[[threading.Event, Callable], object]
+                  ) -> Iterator[tuple[str, object]]:
+    """Run ``work(stop, report)`` in a thread of its own: yields ``("update", value)`` for each
+    ``report(value)``, then ``("done", result)``; an error in ``work`` is raised here, in words.
+
+    ``stop`` is set by the page's Stop (``Session.stop``) and when this generator is closed; the work
+    checks it between images or steps. The generator ends only when the thread has, so the queue's next
+    job starts when this one has really ended (one job at a time on the device).
+    """
     updates: queue.Queue = queue.Queue()
-    stop = threading.Event()
-    steps = [0]
+    stop = session.stopping
+    stop.clear()  # a Stop pressed while nothing ran stops nothing
 
-    def on_image(x) -> None:
-        if stop.is_set():
-            raise Stopped
-        steps[0] += 1
-        if steps[0] % PREVIEW_EVERY == 0:
-            updates.put(("preview", to_image(x)))
-
-    def work() -> None:
+    def run() -> None:
         try:
-            updates.put(("done", stylizer(photo, on_image=on_image)[0]))
+            updates.put(("done", work(stop, lambda value: updates.put(("update", value)))))
         except Exception as e:  # handed to the page
             updates.put(("error", e))
 
-    thread = threading.Thread(target=work, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         while True:
             kind, value = updates.get()
             if kind == "error":
                 raise value if isinstance(value, UserError) else UserError(f"{type(value).__name__}: {value}")
-            preview = session.output("preview.png") if kind == "preview" else out
-            save_image(value, preview)
+            yield kind, value
             if kind == "done":
-                yield str(out), f"done: {steps[0]} steps", str(out)
                 return
-            yield str(preview), f"step {steps[0]} of {cfg.steps}", None
     finally:
         stop.set()
         thread.join()
+
+
+def stop_button(session: Session, name: str, elem_id: str | None = None) -> None:
+    """A Stop button: it asks the running job to end at its next image or step (a job Gradio merely
+    cancelled would run on in its thread, beside the next one). Not queued: it must not wait for the job."""
+    gr.Button("Stop", elem_id=elem_id).click(session.stop, None, None, api_name=name, queue=False)
+
+
+def gatys_live(session: Session, cfg: StylizeConfig, photo, out: Path) -> Iterator[tuple]:
+    """The optimisation in the background, its image shown every few steps; Stop ends it at its next step."""
+    stylizer = Stylizer(cfg, resolve_device(cfg.device))
+    steps = [0]
+
+    def work(stop: threading.Event, report: Callable) -> object:
+        def on_image(x) -> None:
+            if stop.is_set():
+                raise Stopped
+            steps[0] += 1
+            if steps[0] % PREVIEW_EVERY == 0:
+                report(to_image(x))
+
+        return stylizer(photo, on_image=on_image)[0]
+
+    for kind, image in in_background(session, work):
+        preview = session.output("preview.png") if kind == "update" else out
+        save_image(image, preview)
+        if kind == "done":
+            yield str(out), f"done: {steps[0]} steps", str(out)
+            return
+        yield str(preview), f"step {steps[0]} of {cfg.steps}", None
 
 
 def folder_tab(session: Session) -> None:
@@ -341,35 +414,63 @@ def folder_tab(session: Session) -> None:
     overwrite = gr.Checkbox(label="redo outputs that exist (by default they are skipped)")
     with gr.Row():
         run = gr.Button("Translate the folder", variant="primary", elem_id="folder-run")
-        stop = gr.Button("Stop")
+        stop_button(session, "stop_folder", elem_id="folder-stop")
     summary = gr.Markdown(elem_id="folder-summary")
 
     @page_errors
     def translate(source_dir, target_dir, kind, preset, painter, pretrained, path, upload, direction, style,
                   style_mix, strength, preserve, tile, overwrite, progress=gr.Progress()):
-        model, direction = model_source(kind, preset, painter, pretrained, path, upload, direction)
-        cfg = session.translate_config(model, direction, call_options(style, style_mix, strength, preserve, tile),
-                                       input=source_dir.strip(), output=target_dir.strip(), overwrite=overwrite)
-        with progress_into(progress):
-            result = translate_folder(cfg)
-        lines = [f"**converted** {len(result.converted)} · **skipped** (output exists) {len(result.skipped)} · "
-                 f"**failed** {len(result.failed)}"]
-        lines += [f"- failed: `{path}`: {why}" for path, why in result.failed]
-        lines += [f"- **stopped**: {result.stopped}"] if result.stopped else []
-        return "\n".join(lines)
+        model, direction = session.model_source(kind, preset, painter, pretrained, path, upload, direction)
+        if not source_dir.strip() or not target_dir.strip():
+            raise UserError("give an input folder and an output folder")
+        cfg = session.translate_config(model, direction,
+                                       session.call_options(style, style_mix, strength, preserve, tile),
+                                       input=session.inside(source_dir, "input"),
+                                       output=session.inside(target_dir, "output folder"), overwrite=overwrite,
+                                       progress=False)
 
-    event = run.click(translate, [source, target, *models, *options, overwrite], summary, concurrency_id=JOB)
-    stop.click(None, cancels=[event])
+        def work(stop: threading.Event, report: Callable):
+            with listening(lambda what, done, total: report((what, done, total))):
+                return translate_folder(cfg, stop=stop)
+
+        for kind, value in in_background(session, work):
+            if kind == "update":
+                what, done, total = value
+                progress((done, total) if total else None, desc=what)
+                yield f"{what}: {done:g} of {total:g}" if total else what
+                continue
+            yield folder_report(value)
+
+    run.click(translate, [source, target, *models, *options, overwrite], summary, concurrency_id=JOB)
+
+
+def folder_report(result) -> str:
+    """A folder job's summary, in Markdown."""
+    lines = [f"**converted** {len(result.converted)} · **skipped** (output exists) {len(result.skipped)} · "
+             f"**failed** {len(result.failed)}"]
+    lines += [f"- failed: `{path}`: {why}" for path, why in result.failed]
+    if result.stopped:
+        lines += [f"- **stopped**: {result.stopped}" + (f" ({result.not_done} not done)" if result.not_done else "")]
+    return "\n".join(lines)
 
 
 def serve(cfg: UiConfig, block: bool = True):
     """Start the page (``cyclegan ui``); with ``block=False`` return ``(page, url)`` and keep serving in the
     background (tests)."""
     validate(cfg)
+    if cfg.exposed:
+        log.warning("the page is open to %s%s: visitors can read and write the images in %s and use this "
+                    "machine's %s", "the internet (--share)" if cfg.share else f"the network (--host {cfg.host})",
+                    "" if cfg.auth else " without a password (--trusted-network)", Path(cfg.root).resolve(),
+                    "GPU" if resolve_device(cfg.device).type == "cuda" else "processor")
     page = build(cfg)
+    auth = tuple(cfg.auth.split(":", 1)) if cfg.auth else None
     _, url, _ = page.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, prevent_thread_lock=True,
-                            quiet=not block, footer_links=[])
-    log.info("cyclegan ui on %s (Ctrl-C stops it)", url)
+                            quiet=not block, footer_links=[], auth=auth, max_file_size=cfg.max_upload_mb * 1024 ** 2)
+    log.info("cyclegan ui on %s, reading and writing in %s (Ctrl-C stops it)", url, page.session.root)
     if block:
-        page.block_thread()
+        try:
+            page.block_thread()
+        finally:
+            page.close()
     return page, url
