@@ -5,7 +5,8 @@ calls it through the same ``Translator`` (padding, tiles, precision, out-of-memo
 comes out as ``cyclegan translate`` writes it; ``stylize`` is ``cyclegan stylize``'s Gatys optimisation or
 AdaIN network. Images go in and come back as the same type: a PIL image, a NumPy array (``[H, W, 3]`` or
 ``[N, H, W, 3]``, uint8, or float in [0, 1]) or a tensor (``[3, H, W]`` or ``[N, 3, H, W]``, float in
-[0, 1], or uint8).
+[0, 1], or uint8). Other integer types are read as 0..255; anything else (values out of range, NaN,
+bool or complex arrays, empty ones) is refused with a ``UserError`` saying why.
 
     import cyclegan
     monet = cyclegan.load("style_monet")              # a pretrained name, a run folder or a file
@@ -16,6 +17,7 @@ AdaIN network. Images go in and come back as the same type: a PIL image, a NumPy
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import torch
 from PIL import Image
 
 from .catalog import FAST_STYLE_MODELS, PRETRAINED, pretrained_path, translate_model
-from .config import StylizeConfig, TranslateConfig, validate
+from .config import StylizeConfig, TranslateConfig, pixel_limit, validate
 from .data import to_uint8, uint8_tensor
 from .errors import UserError
 from .networks import choose_style, load_adain, load_network
@@ -159,6 +161,37 @@ def as_image(image) -> Image.Image:
     return Image.fromarray(pixels[0].permute(1, 2, 0).numpy())
 
 
+FLOAT_SLACK = 1e-3  # float images a rounding step beyond [0, 1] are clipped, not refused
+
+
+def check_pixels(values: np.ndarray | torch.Tensor, what: str, height_width: tuple[int, int]) -> None:
+    """Refuse, in words, what is no image: the wrong dtype, an empty or too large one, values that are not
+    finite or outside the range of their type (uint8 and other integers: 0..255; floats: [0, 1])."""
+    array = isinstance(values, np.ndarray)
+    dtype = str(values.dtype).replace("torch.", "")
+    floating = np.issubdtype(values.dtype, np.floating) if array else values.is_floating_point()
+    integer = np.issubdtype(values.dtype, np.integer) if array else not floating and dtype.startswith(("int", "uint"))
+    if not (floating or integer):
+        raise UserError(f"a {what} of {dtype} values is no image: give uint8 (0..255) or float (0..1) values")
+    if not array and values.device.type == "meta":
+        raise UserError(f"a {what} on the meta device holds no pixels")
+    if 0 in values.shape:
+        raise UserError(f"an empty {what} ({list(values.shape)}) is no image")
+    (h, w), limit = height_width, pixel_limit("translate")
+    if limit and h * w > limit:
+        raise UserError(f"a {what} of {w}×{h} pixels is more than the {limit / 1e6:.0f} megapixels this tool reads")
+    if dtype == "uint8":
+        return
+    low, high = (float(values.min()), float(values.max())) if array else (values.min().item(), values.max().item())
+    if floating and not (math.isfinite(low) and math.isfinite(high)):  # NaN anywhere makes min or max NaN
+        raise UserError(f"a {what} with NaN or infinite values is no image")
+    if floating and (low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK):
+        hint = ": divide it by 255, or give uint8 values" if high <= 255 else ""
+        raise UserError(f"a float {what} holds values from 0 to 1; this one goes from {low:g} to {high:g}{hint}")
+    if integer and (low < 0 or high > 255):
+        raise UserError(f"an integer {what} holds values from 0 to 255; this one goes from {low:g} to {high:g}")
+
+
 def as_uint8(image) -> tuple[torch.Tensor, Callable]:
     """``image`` as uint8 ``[N, 3, H, W]`` on the CPU, and the function that turns uint8 ``[N, 3, H, W]``
     results back into its type, shape and range."""
@@ -168,6 +201,7 @@ def as_uint8(image) -> tuple[torch.Tensor, Callable]:
         array = image[None] if image.ndim == 3 else image
         if array.ndim != 4 or array.shape[-1] != 3:
             raise UserError(f"a NumPy image is [H, W, 3] or [N, H, W, 3] RGB, not {list(image.shape)}")
+        check_pixels(array, "NumPy array", array.shape[1:3])
         floating = np.issubdtype(array.dtype, np.floating)
         pixels = torch.from_numpy(np.clip(array * 255 + 0.5, 0, 255).astype(np.uint8) if floating else
                                   array.astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
@@ -182,6 +216,7 @@ def as_uint8(image) -> tuple[torch.Tensor, Callable]:
         batch = image[None] if image.dim() == 3 else image
         if batch.dim() != 4 or batch.shape[1] != 3:
             raise UserError(f"a tensor image is [3, H, W] or [N, 3, H, W] RGB, not {list(image.shape)}")
+        check_pixels(batch.detach(), "tensor", tuple(batch.shape[2:]))
         floating = batch.is_floating_point()
         pixels = (batch.detach().float().clamp(0, 1).mul(255).round() if floating else batch).to(torch.uint8).cpu()
 
