@@ -143,16 +143,23 @@ def read_torch_file(path: str | Path, what: str = "weights file"):
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except Exception as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        if isinstance(e, pickle.UnpicklingError) and "WeightsUnpickler error:" in str(e):
-            # torch advises weights_only=False here: that would run whatever code the file holds
-            detail = str(e).split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
-            detail = detail.split(" was not an allowed global")[0].split(". ")[0].rstrip(".")  # not torch's advice
-            raise UserError(f"{what} {str(path)!r} is not a weights file this tool reads ({detail[:160]}): files "
-                            "are read without running any code they hold") from None
+        if isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e):
+            raise UserError(f"{what} {str(path)!r} is not a weights file this tool reads ({_refusal(str(e))}): "
+                            "files are read without running any code they hold") from None
         raise UserError(f"{what} {str(path)!r} cannot be read as a PyTorch file ({type(e).__name__}: "
                         f"{message[:200]})") from None
     check_tensor_sizes(obj, f"{what} {str(path)!r}")
     return obj
+
+
+def _refusal(text: str) -> str:
+    """What torch's weights-only unpickler refused, without its advice to load with ``weights_only=False``
+    (that would run whatever code the file holds) or its pointers to the documentation."""
+    text = text.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line
+             and not line.startswith(("Weights only load failed", "Check the documentation"))]
+    detail = lines[0] if lines else "objects other than tensors"
+    return detail.split(" was not an allowed global")[0].split(". ")[0].rstrip(".")[:160]
 
 
 def read_state_dict(path: str | Path, what: str = "weights file") -> dict[str, torch.Tensor]:

@@ -336,6 +336,22 @@ def test_a_pickle_that_is_not_weights_is_refused_without_advice_to_run_it(tmp_pa
     assert "not a weights file this tool reads (Unsupported global" in message and "weights_only" not in message
 
 
+class RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_without_advice_to_run_it(tmp_path):
+    torch.save({"net": small_state(), "payload": RunsCode()}, tmp_path / "evil.pth")
+    with pytest.raises(UserError) as error:
+        load_network(tmp_path / "evil.pth")
+    message = one_line(error, tmp_path / "evil.pth")
+    assert "not a weights file this tool reads (Trying to load unsupported GLOBAL" in message
+    assert "weights_only" not in message and "Re-running" not in message
+
+
 def style_state(n_styles: int = 1) -> dict[str, torch.Tensor]:
     from cyclegan.style.fast import TransformerNet
 
