@@ -76,13 +76,26 @@ def config_options(cls: type):
                 if item := config.list_item(hint):  # list options are written "a,b" on the command line
                     values[f.name] = config.parse_list(values[f.name], item, config.option_flags(f)[0])
             cfg = cls(**values)
+            ctx = kwargs.pop(CONTEXT)
+            if hasattr(cfg, "given"):  # a training command: what a resumed run takes from this invocation
+                cfg.given = [f.name for f, _ in fields if given_on_command_line(ctx, f.name)]
             config.check_options(cfg)  # the rules between options wait for the arguments (workflows check them)
             return fn(*args, **kwargs, cfg=cfg)
 
-        command.__signature__ = inspect.Signature([*own, *options])
+        context = inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        command.__signature__ = inspect.Signature([*own, *options, context])
         return command
 
     return decorate
+
+
+CONTEXT = "config_context"  # the parameter through which Typer hands config_options the command's context
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _option_parameter(f: dataclasses.Field, hint) -> inspect.Parameter:
@@ -375,8 +388,7 @@ def _given_options(ctx: typer.Context, skip: set[str], values: dict) -> list[str
     """The options given on this command line, written back as arguments (``values`` replacing theirs)."""
     args = []
     for param in ctx.command.params:
-        source = ctx.get_parameter_source(param.name)
-        if param.name in skip or source is None or source.name != "COMMANDLINE":
+        if param.name in skip or not given_on_command_line(ctx, param.name):
             continue
         value = values.get(param.name, ctx.params[param.name])
         if getattr(param, "is_flag", False):

@@ -204,6 +204,37 @@ def validate(cfg: Any) -> None:
         raise UserError(message)
 
 
+def given_options(cfg: Any) -> list[str]:
+    """The options of ``cfg`` its caller gave: ``cfg.given`` when the command line said, else the option
+    fields whose value differs from their default."""
+    if getattr(cfg, "given", None) is not None:
+        return list(cfg.given)
+    defaults = type(cfg)()
+    return [f.name for f, _ in option_fields(type(cfg)) if getattr(cfg, f.name) != getattr(defaults, f.name)]
+
+
+RUN_PLACE = ("name", "checkpoints_dir", "resume", "overwrite")  # where a run is, not what it is
+
+
+def apply_resumed(saved: Any, cfg: Any, handled: tuple[str, ...] = ()) -> list[str]:
+    """Give the saved config of a resumed run the options ``cfg`` gave that are ``resumable`` (how it runs,
+    not what it learns); every other option keeps its saved value, and one given with another value is
+    refused. Returns what changed, as ``--flag old → new``."""
+    flags = {f.name: option_flags(f)[0] for f, _ in option_fields(type(cfg))}
+    changed = []
+    for key in sorted(set(given_options(cfg)) - set(RUN_PLACE) - set(handled)):
+        new, old = getattr(cfg, key), getattr(saved, key)
+        if new == old:
+            continue
+        if key not in resumable(type(cfg)):
+            raise UserError(f"--resume: {flags[key]} {shown(new)}: the run at {cfg.run_dir} learns with "
+                            f"{flags[key]} {shown(old)}, and a resumed run keeps it: start a new run (another "
+                            "--name) to change it")
+        setattr(saved, key, new)
+        changed.append(f"{flags[key]} {shown(old)} → {shown(new)}")
+    return changed
+
+
 def to_dict(cfg: Any) -> dict:
     """A JSON-ready dict of a config dataclass (paths become strings)."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
@@ -259,6 +290,9 @@ class RunOptions:
     wandb_mode: WandbMode = opt("auto", "auto (online when logged in, else offline), online, offline or disabled.",
                                 resumable=True)
     wandb_project: str = opt("cyclegan", "W&B project name.", resumable=True)
+    # the options this invocation gave (the command line fills it in); None: those that differ from their
+    # defaults (Python callers). A resumed run takes every other option from its config.json.
+    given: list[str] | None = opt(None, cli=False)
 
     @property
     def run_dir(self) -> Path:

@@ -183,9 +183,10 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
-def resume_config(cfg):
-    """The saved configuration of the run in ``cfg.run_dir``, with this invocation's resumable options
-    (``opt(..., resumable=True)``: how it runs, not what it learns) applied; ``cfg`` is any training config.
+def resume_config(cfg, handled: tuple[str, ...] = ()):
+    """The saved configuration of the run in ``cfg.run_dir`` (``cfg``: any training config), with the
+    options this invocation gave that may change (``config.apply_resumed``); ``handled``: options the
+    command applies itself.
 
     The run is the folder this invocation names, whatever name config.json holds: a copied or renamed run
     resumes where it now is, and never writes into the folder it was copied from.
@@ -194,9 +195,10 @@ def resume_config(cfg):
     if not path.is_file():
         raise UserError(f"--resume: no run to resume at {cfg.run_dir} ({CONFIG_FILE} missing)")
     saved = load_json(type(cfg), path)
-    for key in config.resumable(type(cfg)):
-        setattr(saved, key, getattr(cfg, key))
+    if changed := config.apply_resumed(saved, cfg, handled):
+        log.info("resuming %s with its saved options, except %s", cfg.run_dir, ", ".join(changed))
     saved.name, saved.checkpoints_dir, saved.resume, saved.overwrite = cfg.name, cfg.checkpoints_dir, True, False
+    saved.given = cfg.given
     return saved
 
 

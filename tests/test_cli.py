@@ -37,7 +37,8 @@ COMMANDS = {
 # config fields filled from a command's arguments rather than options
 FROM_ARGUMENTS = {"translate": {"checkpoint", "input", "output", "style"},
                   "stylize": {"content", "styles", "output"}, "evaluate": {"target", "real_dir"},
-                  "train-style": {"styles"}, "export": {"checkpoint", "output"}}
+                  "train-style": {"styles", "given"}, "export": {"checkpoint", "output"},
+                  "train": {"given"}}  # given: which options the command line gave (what a resume takes)
 
 
 def command(name: str):

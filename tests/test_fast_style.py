@@ -251,8 +251,9 @@ def test_train_style_run_folder_and_exact_resume(tmp_path, data, tiny_vgg):
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000001.png", "step_0000006.png"]
     train_style(style_cfg(tmp_path, photos, styles[:1], tiny_vgg, name="split", max_steps=3))
     assert load_state(tmp_path / "runs" / "split" / "latest.pt")["step"] == 3
+    # a resumed run keeps its --max-steps: the rest of the run is asked for by a larger one
     train_style(StyleTrainConfig(name="split", checkpoints_dir=str(tmp_path / "runs"), resume=True, workers=0,
-                                device="cpu", precision="fp32", wandb_mode="disabled"))
+                                device="cpu", precision="fp32", wandb_mode="disabled", max_steps=6))
     a, b = load_file(run / "style.safetensors"), load_file(tmp_path / "runs" / "split" / "style.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["conv1.conv2d.weight"], fast.TransformerNet(1).state_dict()["conv1.conv2d.weight"])
@@ -287,7 +288,7 @@ def test_add_style_trains_only_the_new_style_and_the_grown_run_resumes(tmp_path,
 
     add = dict(name="grow", checkpoints_dir=str(tmp_path / "runs"), resume=True, add_style=True, styles=[str(sky)],
                steps=4, workers=0, device="cpu", precision="fp32", wandb_mode="disabled")
-    result = train_style(StyleTrainConfig(**add, max_steps=6))  # stops half-way: the plain resume below goes on
+    result = train_style(StyleTrainConfig(**add, max_steps=6))  # stops half-way: the resume below goes on
     assert result.step == 6
     state = load_state(run / "latest.pt")
     assert state["step"] == 6 and state["trainer"]["net"]["in1.weight"].shape == (3, 32)
@@ -295,7 +296,7 @@ def test_add_style_trains_only_the_new_style_and_the_grown_run_resumes(tmp_path,
     assert len(state["trainer"]["opt"]["param_groups"][0]["params"]) == len(
         [k for k in before if fast.NORM_PARAM.search(k)])
     train_style(StyleTrainConfig(name="grow", checkpoints_dir=str(tmp_path / "runs"), resume=True, workers=0,
-                                device="cpu", precision="fp32", wandb_mode="disabled"))
+                                device="cpu", precision="fp32", wandb_mode="disabled", max_steps=8))
     assert load_state(run / "latest.pt")["step"] == 8
     after = load_file(run / "style.safetensors")
     for k, v in before.items():
@@ -551,3 +552,12 @@ def test_style_mix_weights_that_add_up_to_zero_are_refused_alike_for_every_netwo
                            tmp_path / "adain" / "vgg_normalised.pth", ok=False)
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert "the weights add up to 0" in result.output
+
+
+def test_a_resumed_style_run_keeps_its_architecture(tmp_path, data, tiny_vgg):
+    photos, styles = data
+    train_style(style_cfg(tmp_path, photos, styles[:1], tiny_vgg, name="slim", arch="slim", steps=2, save_every=1))
+    result = runner.invoke(app, ["train-style", "--checkpoints-dir", str(tmp_path / "runs"), "--name", "slim",
+                                 "--resume", "--arch", "full"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--arch full: the run at" in result.output and "learns with --arch slim" in result.output

@@ -3,6 +3,7 @@ training that always exits with its error."""
 
 import errno
 import io
+import json
 import os
 import shutil
 import signal
@@ -349,3 +350,32 @@ def test_data_workers_are_capped_at_the_cpus_this_process_may_use(monkeypatch):
         warnings.simplefilter("error")  # the "excessive worker creation" UserWarning would fail here
         assert list(loader) == [[0, 1], [2, 3]]
     assert data_loader(list(range(4)), [[0]], 0, list, pin_memory=False).num_workers == 0
+
+
+def cli_train(*args):
+    return runner.invoke(app, ["train", *map(str, args)])
+
+
+def test_a_resumed_run_keeps_its_options_and_a_flag_changes_only_a_resumable_one(image_dirs, tmp_path, caplog):
+    a, b = image_dirs
+    small = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--net-g", "resnet_6blocks"]
+    result = cli_train("--domainA", a, "--domainB", b, "--checkpoints-dir", tmp_path, "--name", "run", *small,
+                       "--max-steps", "2", "--wandb-mode", "disabled", "--workers", "0", "--save-every", "1")
+    assert result.exit_code == 0, result.output
+    result = cli_train("--checkpoints-dir", tmp_path, "--name", "run", "--resume")  # as Ctrl-C's hint says
+    assert result.exit_code == 0, result.output
+    state = load_state(tmp_path / "run" / "latest.pt")
+    assert state["step"] == 2  # --max-steps 2 kept: not the paper's 200 epochs
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["wandb_mode"] == "disabled" and saved["workers"] == 0 and saved["save_every"] == 1
+    with caplog.at_level("INFO"):
+        result = cli_train("--checkpoints-dir", tmp_path, "--name", "run", "--resume", "--max-steps", "3")
+    assert result.exit_code == 0, result.output
+    assert load_state(tmp_path / "run" / "latest.pt")["step"] == 3
+    assert "except --max-steps 2 → 3" in caplog.text
+    for flag, value, saved_value in (("--upsample", "resize", "transposed"), ("--ngf", "16", "8"),
+                                     ("--lambda-cycle", "5.0", "10.0")):
+        result = cli_train("--checkpoints-dir", tmp_path, "--name", "run", "--resume", flag, value)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert f"{flag} {value}: the run at {tmp_path / 'run'} learns with {flag} {saved_value}" in result.output
+    assert load_state(tmp_path / "run" / "latest.pt")["step"] == 3

@@ -46,7 +46,7 @@ from ..checkpoint import load_state
 from ..config import StyleTrainConfig
 from ..data import EpochBatches, data_loader, first_usable, image_folder, load_image, sample_seed, uint8_tensor
 from ..errors import UserError
-from ..run import STATE_FILE, StepRun
+from ..run import STATE_FILE, StepRun, resume_config
 from ..runtime import memory_format
 from .images import read_image, resize_long_side, to_tensor
 from .vgg import VGGFeatures, content_loss, gram_matrix, load_vgg19, style_loss, total_variation
@@ -385,9 +385,9 @@ class FastStyleRun(StepRun):
     def resumed(cls, cfg: StyleTrainConfig) -> StyleTrainConfig:
         """The saved options; with ``--add-style`` this invocation's --style images go after the run's own
         styles (which stay as they were trained: ``frozen_styles``), for ``--steps`` more steps."""
-        saved = super().resumed(cfg)
         if not cfg.add_style:
-            return saved
+            return super().resumed(cfg)
+        saved = resume_config(cfg, handled=("add_style", "steps"))
         if saved.method != "johnson":
             raise UserError(f"--add-style: {cfg.run_dir} trains an AdaIN decoder, which paints any style untrained")
         step = load_state(cfg.run_dir / STATE_FILE)["step"]
