@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .config import ADAIN_MIN_SIZE, StylizeConfig, TranslateConfig, pixel_limit, validate
 from .data import from_uint8, load_image, to_uint8
+from .errors import UserError
 from .files import DiskError
 from .networks import choose_style, load_adain, load_network
 from .outputs import ALPHA_FORMATS, Writer, image_format, plan_outputs
@@ -63,6 +64,12 @@ MIN_TILE = 256  # below this, halving the tile after running out of memory stops
 
 
 # --------------------------------------------------------------------------------------------- model
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says memory ran out: a GPU's ``OutOfMemoryError``, or the ``RuntimeError`` of the
+    CPU's allocator (under a memory limit, or beyond the machine's memory)."""
+    return isinstance(error, torch.OutOfMemoryError) or "DefaultCPUAllocator: can't allocate memory" in str(error)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int,
@@ -169,8 +176,10 @@ class Translator:
         if self._cpu_pixels is None or h * w < self._cpu_pixels:
             try:
                 return self._forward(self.net, x, self.device, self.precision)
-            except torch.OutOfMemoryError:
-                pass  # recover outside the except block, so the failed attempt's tensors are freed first
+            except (torch.OutOfMemoryError, RuntimeError) as e:
+                if not out_of_memory(e):
+                    raise
+                # recover outside the except block, so the failed attempt's tensors are freed first
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             if n > 1:
@@ -185,6 +194,9 @@ class Translator:
                 self._warn("tile", f"out of memory on one {w}×{h} image on {self.device}: translating images "
                                    f"this large in tiles of {self.tile} (and smaller if needed)")
                 return self._run(x)
+            if self.device.type == "cpu":
+                raise UserError(f"out of memory on one {w}×{h} image even in tiles of {self.tile or side}: give "
+                                "--max-side (or scale it down) to translate it with the memory this process has")
             self._cpu_pixels = min(self._cpu_pixels or h * w, h * w)
             self._warn("cpu", f"out of memory on one {w}×{h} image on {self.device}: translating images "
                               "this large on the CPU (slow; --max-side makes them smaller)")

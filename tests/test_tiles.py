@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from cyclegan.data import to_uint8
@@ -138,3 +139,31 @@ def test_unet_tiles_are_blended_and_keep_the_size():
     tiled = Translator(net, spec, torch.device("cpu"), tile=96)(x)
     assert torch.equal(whole, plain)
     assert tiled.shape == plain.shape and torch.isfinite(tiled).all()
+
+
+class CpuAllocatorFails(ResnetGenerator):
+    """A generator that, like a CPU under a memory limit, cannot take inputs above a number of pixels: the
+    CPU allocator raises a plain RuntimeError, not torch.OutOfMemoryError."""
+
+    limit = 600 * 600
+
+    def forward(self, x):
+        if x.shape[-2] * x.shape[-1] > self.limit:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 8000000000 bytes. Error code 12")
+        return super().forward(x)
+
+
+def test_the_cpu_allocator_running_out_tiles_and_then_says_what_to_do():
+    from cyclegan.errors import UserError
+
+    net = CpuAllocatorFails(TINY)
+    net.load_state_dict(tiny_net().state_dict())
+    x = photo(600, 900)
+    translator = Translator(net, TINY, torch.device("cpu"))
+    y = translator(x)
+    assert translator.tile == 450
+    assert levels(y, Translator(tiny_net(), TINY, torch.device("cpu"))(x)).max() <= 1
+    net.limit = 8 * 8  # not even the smallest tile fits
+    with pytest.raises(UserError, match="out of memory on one 900×600 image even in tiles of .*--max-side"):
+        Translator(net, TINY, torch.device("cpu"))(x)
