@@ -113,10 +113,11 @@ class RunsOutOfMemory(ResnetGenerator):
     """A generator that, like a GPU, cannot take inputs above a number of pixels."""
 
     limit = 600 * 600
+    error = torch.OutOfMemoryError("out of memory (simulated)")
 
     def forward(self, x):
         if x.shape[-2] * x.shape[-1] > self.limit:
-            raise torch.OutOfMemoryError("out of memory (simulated)")
+            raise self.error
         return super().forward(x)
 
 
@@ -141,17 +142,11 @@ def test_unet_tiles_are_blended_and_keep_the_size():
     assert tiled.shape == plain.shape and torch.isfinite(tiled).all()
 
 
-class CpuAllocatorFails(ResnetGenerator):
-    """A generator that, like a CPU under a memory limit, cannot take inputs above a number of pixels: the
-    CPU allocator raises a plain RuntimeError, not torch.OutOfMemoryError."""
+class CpuAllocatorFails(RunsOutOfMemory):
+    """The same on a CPU under a memory limit: its allocator raises a plain RuntimeError."""
 
-    limit = 600 * 600
-
-    def forward(self, x):
-        if x.shape[-2] * x.shape[-1] > self.limit:
-            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
-                               "memory: you tried to allocate 8000000000 bytes. Error code 12")
-        return super().forward(x)
+    error = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                         "you tried to allocate 8000000000 bytes. Error code 12")
 
 
 def test_the_cpu_allocator_running_out_tiles_and_then_says_what_to_do():
