@@ -366,3 +366,28 @@ def test_an_archive_that_unpacks_to_far_more_than_it_holds_is_refused_before_ext
         install_dataset("http://127.0.0.1:9/unused", root, "small")
     monkeypatch.delenv("CYCLEGAN_MAX_EXTRACT_GB")
     assert is_dataset(install_dataset("http://127.0.0.1:9/unused", root, "small"))
+
+
+def test_a_keep_alive_response_shorter_than_its_content_length_is_not_accepted(tmp_path):
+    """HTTP/1.1 with Content-Length, closed early (http.client then reads b"" instead of raising): the file
+    is not taken, its hash not recorded, and the part kept to resume from."""
+    import socket
+    import threading
+
+    body = os.urandom(10_000)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        for _ in range(2):
+            conn, _ = listener.accept()
+            conn.recv(4096)
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 10000\r\nETag: "v1"\r\n\r\n' + body[:4_000])
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    dest = tmp_path / "f.bin"
+    with pytest.raises(UserError, match="closed after 4000 of 10000 bytes"):
+        download(f"http://127.0.0.1:{listener.getsockname()[1]}/f.bin", dest, retries=1, backoff=0)
+    listener.close()
+    assert not dest.exists() and not (tmp_path / CHECKSUMS).exists()
+    assert dest.with_name("f.bin.part").stat().st_size == 4_000
