@@ -68,6 +68,10 @@ def config_options(cls: type):
     def decorate(fn):
         own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "cfg"]
         options = [_option_parameter(f, hint) for f, hint in fields]
+        # Typer hands a command its context through one parameter: the command's own, else one added here
+        theirs = next((p.name for p in own if p.annotation is typer.Context), None)
+        context = [] if theirs else [inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY,
+                                                       annotation=typer.Context)]
 
         @functools.wraps(fn)
         def command(*args, **kwargs):
@@ -76,20 +80,19 @@ def config_options(cls: type):
                 if item := config.list_item(hint):  # list options are written "a,b" on the command line
                     values[f.name] = config.parse_list(values[f.name], item, config.option_flags(f)[0])
             cfg = cls(**values)
-            ctx = kwargs.pop(CONTEXT)
+            ctx = kwargs[theirs] if theirs else kwargs.pop(CONTEXT)
             if hasattr(cfg, "given"):  # a training command: what a resumed run takes from this invocation
                 cfg.given = [f.name for f, _ in fields if given_on_command_line(ctx, f.name)]
             config.check_options(cfg)  # the rules between options wait for the arguments (workflows check them)
             return fn(*args, **kwargs, cfg=cfg)
 
-        context = inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
-        command.__signature__ = inspect.Signature([*own, *options, context])
+        command.__signature__ = inspect.Signature([*own, *options, *context])
         return command
 
     return decorate
 
 
-CONTEXT = "config_context"  # the parameter through which Typer hands config_options the command's context
+CONTEXT = "config_context"  # the parameter config_options adds to a command that takes no context itself
 
 
 def given_on_command_line(ctx: typer.Context, name: str) -> bool:
