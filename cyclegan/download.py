@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -269,6 +270,10 @@ def _fetch(url: str, part: Path, timeout: float, progress: Progress, task) -> in
         reason = getattr(e, "reason", e)
         if isinstance(reason, FileNotFoundError):  # a file:// mirror without the file: retrying will not help
             raise UserError(f"could not download {url}: no such file") from None
+        if isinstance(reason, socket.gaierror | ConnectionRefusedError):  # offline: retries are for transfers
+            why = "no network (its host name does not resolve)" if isinstance(reason, socket.gaierror) else \
+                "the server refused the connection"
+            raise UserError(f"could not download {url}: {why}") from None
         raise _Interrupted(str(reason)) from None
 
     with response:

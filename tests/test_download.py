@@ -391,3 +391,24 @@ def test_a_keep_alive_response_shorter_than_its_content_length_is_not_accepted(t
     listener.close()
     assert not dest.exists() and not (tmp_path / CHECKSUMS).exists()
     assert dest.with_name("f.bin.part").stat().st_size == 4_000
+
+
+def test_offline_fails_at_once_instead_of_retrying(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(UserError, match="the server refused the connection"):
+        download(f"http://127.0.0.1:{port}/model.pth", tmp_path / "model.pth", retries=3, backoff=5)
+    assert time.monotonic() - start < 4  # the first back-off alone would be 5 s
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(UserError, match="its host name does not resolve"):
+        download("http://models.example/model.pth", tmp_path / "model.pth", retries=3, backoff=5)
+    assert time.monotonic() - start < 8
