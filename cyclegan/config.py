@@ -456,8 +456,8 @@ class EvalConfig:
     nst_size: int | None = opt(None, "NST: long side of the outputs (default: that of the test images); at "
                                "least 16 for VGG19's deepest style layer.", min=16)
     vgg_weights: str | None = opt(None, "NST: VGG19 weights file (default: torchvision's download).")
-    wandb_mode: WandbMode = opt("auto", "RUN: log the table to the run's W&B run: auto, online, offline or "
-                                "disabled.")
+    wandb_mode: WandbMode = opt("auto", "RUN: log the table to the run's W&B run: auto (only when the run "
+                                "trained with W&B), online, offline or disabled.")
     # both
     inception: str | None = opt(None, INCEPTION_HELP)
     device: str = opt("auto", DEVICE_HELP, check=device_name)

@@ -383,7 +383,8 @@ def write_html(path: Path, run: Path, results: dict[str, DirectionResult], thumb
 
 
 def log_to_wandb(run: Path, meta: dict, mode: str, results: dict[str, DirectionResult]) -> None:
-    """Add the table to the run's W&B run (resumed by its id when the training state records one)."""
+    """Add the table to the run's W&B run (resumed by its id when the training state records one). With
+    ``auto``, a run that trained without W&B gets none: its scores are in metrics.json."""
     if mode == "disabled":
         return
     run_id = None
@@ -393,6 +394,10 @@ def log_to_wandb(run: Path, meta: dict, mode: str, results: dict[str, DirectionR
             run_id = read_torch_file(state, "training state").get("wandb_id")
         except (UserError, AttributeError) as e:
             log.debug("no W&B run id from %s: %s", state, e)
+    if run_id is None and mode == "auto":
+        log.info("the run has no W&B run: the scores are in %s (--wandb-mode offline or online logs them)",
+                 run / "metrics.json")
+        return
     tracker = Tracker(run, mode, meta.get("wandb_project", "cyclegan"), meta.get("name", run.name),
                       config={}, run_id=run_id)
     columns = ["direction", "method", "fid", "kid_mean", "kid_std", "n_fake", "n_real"]

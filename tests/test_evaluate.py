@@ -120,6 +120,11 @@ def test_run_report_logs_the_table_to_the_runs_wandb_run(smoke_run, monkeypatch)
     assert columns[:3] == ["direction", "method", "fid"] and len(rows) == 8 and calls["finished"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert ["B→A", "CycleGAN", metrics["BtoA"]["cyclegan"]["fid"]] == rows[7][:3]
+    # by default, a run that trained without W&B gets no W&B run from its evaluation
+    calls.clear()
+    result = runner.invoke(app, ["evaluate", str(run), "--inception", str(inception), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert calls == {} and not (run / "wandb").exists()
 
 
 def test_run_report_one_direction_on_a_sample(smoke_run, tmp_path):
