@@ -145,11 +145,12 @@ def model_url(name: str) -> str:
 # -- names -----------------------------------------------------------------------------------------
 
 
-def _unknown(what: str, value: str, choices: list[str], hint: str = "", also: list[str] = ()) -> UserError:
+def _unknown(what: str, value: str, choices: list[str], hint: str = "", also: list[str] = (),
+             before: str = "") -> UserError:
     """An error naming the valid choices, with the closest ones (among choices and ``also``) first."""
     close = difflib.get_close_matches(value.lower(), [*choices, *also], n=3, cutoff=0.6)
     guess = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-    return UserError(f"unknown {what} {value!r}{guess}; choose one of: {', '.join(choices)}{hint}")
+    return UserError(f"{before}unknown {what} {value!r}{guess}; choose one of: {', '.join(choices)}{hint}")
 
 
 def get_dataset(name: str) -> Dataset:
@@ -255,9 +256,9 @@ def _classify(value: str, root: Path) -> Path | tuple[str, str] | str:
         return parts[0], parts[1]  # e.g. horse2zebra/trainA before horse2zebra is downloaded
     if name := domain_name(value):
         return name
-    if len(parts) > 1 or value.startswith((".", "~")):
-        raise UserError(f"folder {value!r} does not exist (nor {str(root / value)!r})")
-    raise _unknown("domain", value, list(DOMAINS), " (or a folder of images)", also=list(ALIASES))
+    # a typo may be in a folder's name or a domain's: say both
+    raise _unknown("domain", value, list(DOMAINS), " (or a folder of images)", also=list(ALIASES),
+                   before=f"no folder {value!r} (nor {str(root / value)!r}), and ")
 
 
 def resolve_domains(

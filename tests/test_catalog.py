@@ -139,7 +139,9 @@ def test_domain_pairs_resolve_to_the_dataset_holding_both(root, a, b, dataset, h
     ("horse", "monet", "no dataset holds both 'horse' and 'monet'"),
     ("photo", "photos", "both 'photo'"),
     ("photo", "{folder}", "'photo' is in several datasets"),
-    ("./missing", "zebra", "folder './missing' does not exist"),
+    ("./missing", "zebra", "no folder './missing' .*, and unknown domain './missing'"),
+    ("missing/", "zebra", "no folder 'missing/' .*, and unknown domain 'missing/'"),  # both say both
+    ("monett", "zebra", r"no folder 'monett' .*, and unknown domain 'monett' \(did you mean 'monet'\?\)"),
 ])
 def test_bad_domains_fail_before_any_download(root, tmp_path, a, b, message):
     folder = tmp_path / "mine"
