@@ -256,6 +256,8 @@ def _classify(value: str, root: Path) -> Path | tuple[str, str] | str:
         return parts[0], parts[1]  # e.g. horse2zebra/trainA before horse2zebra is downloaded
     if name := domain_name(value):
         return name
+    if Path(value).is_absolute() or value.startswith("~"):
+        raise UserError(f"folder {value!r} does not exist")
     # a typo may be in a folder's name or a domain's: say both
     raise _unknown("domain", value, list(DOMAINS), " (or a folder of images)", also=list(ALIASES),
                    before=f"no folder {value!r} (nor {str(root / value)!r}), and ")

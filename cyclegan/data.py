@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
 from .runtime import data_workers
@@ -130,12 +130,24 @@ def load_image(path: str | Path, keep_alpha: bool = False, max_side: int | None 
     return img, alpha
 
 
+def unreadable(error: Exception) -> str:
+    """Why an image file could not be decoded, in words: PIL raises a zoo of types for broken files, and
+    their names (``UnidentifiedImageError``, the ``KeyError`` of a damaged header) mean nothing to a user."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image file this tool reads, or damaged beyond recognition"
+    if isinstance(error, ImageTooLarge | Image.DecompressionBombError):
+        return str(error)
+    if isinstance(error, OSError) and str(error):  # PIL's words: "image file is truncated", ...
+        return f"damaged or cut short ({error})"
+    return "its data is damaged"
+
+
 def try_load_image(path: Path, keep_alpha: bool = False) -> tuple[Image.Image, Image.Image | None] | None:
     """``load_image``, but a corrupt or unreadable file logs one warning naming it and returns ``None``."""
     try:
         return load_image(path, keep_alpha)
-    except Exception as e:  # PIL raises a zoo of types for broken files
-        log.warning("skipping unreadable image %s (%s: %s)", path, type(e).__name__, e)
+    except Exception as e:
+        log.warning("skipping unreadable image %s (%s)", path, unreadable(e))
         return None
 
 
@@ -274,7 +286,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
             try:
                 img = load_image(path)[0]
             except Exception as e:
-                bad.append(f"{path} ({type(e).__name__}: {e})")
+                bad.append(f"{path} ({unreadable(e)})")
                 continue
             if (why := self.augment.unusable(img)) is None:
                 return img
@@ -315,8 +327,8 @@ def first_usable(files: list[Path], what: str, unusable=lambda img: None) -> Non
     for path in files:
         try:
             why = unusable(load_image(path)[0])
-        except Exception as e:  # PIL raises a zoo of types for broken files
-            why = f"{type(e).__name__}: {e}"
+        except Exception as e:
+            why = unreadable(e)
         if why is None:
             return
         reasons.append(f"{path.name}: {why}")

@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .config import ADAIN_MIN_SIZE, StylizeConfig, TranslateConfig, pixel_limit, validate
-from .data import from_uint8, load_image, to_uint8
+from .data import from_uint8, load_image, to_uint8, unreadable
 from .errors import UserError
 from .files import DiskError
 from .networks import choose_style, load_adain, load_network
@@ -339,7 +339,7 @@ class ImageFiles(Dataset):
             image = torch.from_numpy(np.array(rgb, dtype=np.uint8))
             return i, image, (np.array(alpha) if alpha is not None else None), None
         except Exception as e:  # a broken file must not stop the others
-            return i, None, None, f"unreadable image: {type(e).__name__}: {e}"
+            return i, None, None, f"unreadable image: {unreadable(e)}"
 
 
 def collate_by_size(items):

@@ -138,11 +138,15 @@ def test_corrupt_file_skipped_reported_and_exit_status_1(tmp_path, pth):
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     good = write_image(tmp_path / "full.png", size=(32, 32))
     (src / "truncated.png").write_bytes(good.read_bytes()[:200])
+    (src / "notes.png").write_bytes(b"not an image at all")
     result = translate_cli(pth, src, tmp_path / "out", code=1)
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["img_000.png", "img_001.png", "img_002.png"]
     assert "broken.jpg" in result.output and "truncated.png" in result.output
     assert "failed" in result.output
+    text = " ".join(result.output.split())  # the summary wraps long lines
+    assert "unreadable image: not an image file this tool reads" in text and "damaged or cut short" in text
+    assert "Error" not in text  # no decoder's exception names
 
 
 def test_grayscale_palette_and_rgba_inputs(tmp_path, pth):

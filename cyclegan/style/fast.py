@@ -44,7 +44,16 @@ from torchvision.utils import make_grid
 
 from ..checkpoint import load_state
 from ..config import StyleTrainConfig
-from ..data import EpochBatches, data_loader, first_usable, image_folder, load_image, sample_seed, uint8_tensor
+from ..data import (
+    EpochBatches,
+    data_loader,
+    first_usable,
+    image_folder,
+    load_image,
+    sample_seed,
+    uint8_tensor,
+    unreadable,
+)
 from ..errors import UserError
 from ..run import STATE_FILE, StepRun, resume_config
 from ..runtime import memory_format
@@ -345,7 +354,7 @@ class ContentImages(torch.utils.data.Dataset):
                 img = load_image(path)[0]
                 break
             except Exception as e:
-                bad.append(f"{path} ({type(e).__name__}: {e})")
+                bad.append(f"{path} ({unreadable(e)})")
         else:
             return {"error": f"no readable image in the content folder (tried all {len(self.files)})", "bad": bad}
         w, h = img.size

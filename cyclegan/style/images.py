@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..data import ImageTooLarge, load_image, uint8_tensor
+from ..data import ImageTooLarge, load_image, uint8_tensor, unreadable
 from ..errors import UserError
 from ..outputs import write_image
 
@@ -30,8 +30,8 @@ def read_image(path: str | Path, what: str, max_side: int | None = None) -> Imag
         return load_image(path, max_side=max_side, max_pixels=Image.MAX_IMAGE_PIXELS)[0]
     except (ImageTooLarge, Image.DecompressionBombError) as e:
         raise UserError(f"{what} {str(path)!r} is too large: {e}") from None
-    except Exception as e:  # PIL raises a zoo of types for broken files
-        raise UserError(f"{what} {str(path)!r} is unreadable ({type(e).__name__}: {e})") from None
+    except Exception as e:
+        raise UserError(f"{what} {str(path)!r} is unreadable ({unreadable(e)})") from None
 
 
 def to_tensor(img: Image.Image, device: torch.device | str = "cpu") -> torch.Tensor:
