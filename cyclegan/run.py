@@ -259,6 +259,7 @@ class StepRun:
     distributed = False  # whether several processes (torchrun) share the run
     optional_state = ("scaler",)  # objects a training state of an earlier release may lack
     main = True  # whether this process writes (rank 0)
+    enough_steps: int | None = None  # a run that ends below this many steps is said to be undertrained
 
     # ---- the prologue -----------------------------------------------------------------------------
 
@@ -382,6 +383,10 @@ class StepRun:
                         "--resume", self.step, self.command, cfg.name, cfg.checkpoints_dir)
         elif self.main:
             log.info("done: %d steps; %s", self.step, self.outputs())
+            if self.enough_steps and self.step < self.enough_steps:
+                log.warning("%d steps is far too few for a usable network (at least %d; --steps %d by default): "
+                            "expect dark or flat images", self.step, self.enough_steps,
+                            type(cfg)().steps if hasattr(cfg, "steps") else self.total_steps)
         return interrupted
 
     def check_batch(self, batch: dict) -> None:

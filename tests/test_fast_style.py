@@ -561,3 +561,10 @@ def test_a_resumed_style_run_keeps_its_architecture(tmp_path, data, tiny_vgg):
                                  "--resume", "--arch", "full"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "--arch full: the run at" in result.output and "learns with --arch slim" in result.output
+
+
+def test_a_style_run_that_ends_far_too_short_says_so(tmp_path, data, tiny_vgg, caplog):
+    photos, styles = data
+    with caplog.at_level("WARNING"):
+        train_style(style_cfg(tmp_path, photos, styles[:1], tiny_vgg, name="short", steps=3))
+    assert "3 steps is far too few for a usable network (at least 500; --steps 40000 by default)" in caplog.text
