@@ -194,13 +194,16 @@ class Translator:
                 self._warn("tile", f"out of memory on one {w}×{h} image on {self.device}: translating images "
                                    f"this large in tiles of {self.tile} (and smaller if needed)")
                 return self._run(x)
-            if self.device.type == "cpu":
-                raise UserError(f"out of memory on one {w}×{h} image even in tiles of {self.tile or side}: give "
-                                "--max-side (or scale it down) to translate it with the memory this process has")
             self._cpu_pixels = min(self._cpu_pixels or h * w, h * w)
             self._warn("cpu", f"out of memory on one {w}×{h} image on {self.device}: translating images "
                               "this large on the CPU (slow; --max-side makes them smaller)")
-        return self._forward(self.cpu_net, x.cpu(), torch.device("cpu"), "fp32").to(self.device)
+        try:
+            return self._forward(self.cpu_net, x.cpu(), torch.device("cpu"), "fp32").to(self.device)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not out_of_memory(e):
+                raise
+        raise UserError(f"out of memory on one {w}×{h} image even in tiles of {self.tile or max(h, w)}: give "
+                        "--max-side (or scale it down) to translate it with the memory this process has")
 
     @property
     def cpu_net(self) -> nn.Module:
