@@ -80,6 +80,10 @@ class Session:
             raise UserError(f"{what} {text.strip()!r} is inside the page's own temporary folder: choose another")
         return str(path)
 
+    def path_or_none(self, text: str, what: str) -> str | None:
+        """An optional path field: None when left empty, else ``inside``'s path."""
+        return self.inside(text, what) if text.strip() else None
+
     def style_file(self, name: str) -> str:
         """A style as typed: a style network's name or index as it is; an image file (AdaIN's style)
         inside ``--root`` like every other path."""
@@ -254,8 +258,7 @@ def translate_tab(session: Session) -> None:
 def styles_of(session: Session, kind: str, path: str, upload: str | None) -> list[str]:
     """The style names of a multi-style network given by path or upload (none for any other model)."""
     try:
-        source = session.inside(path, "model") if kind == "path" and path.strip() else \
-            upload if kind == "upload" else None
+        source = session.path_or_none(path, "model") if kind == "path" else upload if kind == "upload" else None
         return style_names(source) if source else []
     except UserError:  # said when it runs
         return []
@@ -315,7 +318,7 @@ def stylize_tab(session: Session) -> None:
         out = session.output(f"{Path(content).stem}.png")
         if method == "fast network":
             with progress_into(progress):
-                net = session.network(session.inside(fast_path, "network") if fast_path.strip() else fast, "AtoB")
+                net = session.network(session.path_or_none(fast_path, "network") or fast, "AtoB")
                 save_image(net(photo, preserve_color=preserve), out)
             yield str(out), "done", str(out)
             return
@@ -327,8 +330,8 @@ def stylize_tab(session: Session) -> None:
                             style_weight=style_weight, photoreal=photoreal, content_mask=content_mask,
                             style_mask=style_mask, alpha=alpha, preserve_color=preserve, device=session.cfg.device,
                             precision=session.cfg.precision,
-                            vgg_weights=session.inside(vgg_weights, "VGG19 weights") if vgg_weights.strip() else None,
-                            decoder_weights=session.inside(decoder, "decoder") if decoder.strip() else None)
+                            vgg_weights=session.path_or_none(vgg_weights, "VGG19 weights"),
+                            decoder_weights=session.path_or_none(decoder, "decoder"))
         validate(cfg)
         if cfg.method == "adain":
             with progress_into(progress):
@@ -338,8 +341,8 @@ def stylize_tab(session: Session) -> None:
         yield from gatys_live(session, cfg, photo, out)
 
     run.click(stylize, [content, styles, blend, method, size, steps, style_weight, photoreal, content_mask,
-                                style_mask, alpha, vgg_weights, decoder, fast, fast_path, preserve],
-                      [output, status, download], concurrency_id=JOB)
+                        style_mask, alpha, vgg_weights, decoder, fast, fast_path, preserve],
+              [output, status, download], concurrency_id=JOB)
 
 
 def in_background(session: Session, work: Callable[[threading.Event, Callable], object]
